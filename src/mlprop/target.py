@@ -1,0 +1,183 @@
+"""The target contract: the pipeline the property suite checks.
+
+A :class:`Target` bundles an image-classification pipeline's components. Construction
+validates every field, so a bad target fails at once with one message naming the field,
+instead of deep inside a property. See DESIGN.md, "The target contract".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from mlprop.errors import TargetError
+from mlprop.schema import ImageSchema
+
+__all__ = ["Augmentation", "ImageSchema", "Target", "load_target"]
+
+
+def _check_callable(name: str, fn: Any, args: tuple, kwargs: dict, doc: str) -> None:
+    """Raise TargetError unless ``fn`` is callable and accepts ``args``/``kwargs``."""
+    if not callable(fn):
+        raise TargetError(name, f"a callable {doc}", repr(fn))
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: accept on trust
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TargetError(name, f"a callable {doc}",
+                          f"{fn!r} with signature {signature}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """An image augmentation: ``fn(images, *, seed, magnitude) -> images``.
+
+    ``label_preserving=True`` promises that a trained model's prediction survives the
+    augmentation at small magnitude.
+    """
+
+    fn: Callable[..., Any]
+    label_preserving: bool = True
+
+    def __post_init__(self) -> None:
+        _check_callable("fn", self.fn, (None,), {"seed": 0, "magnitude": 0.0},
+                        "fn(images, *, seed, magnitude)")
+        if not isinstance(self.label_preserving, bool):
+            raise TargetError("label_preserving", "a bool", repr(self.label_preserving))
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class Target:
+    """An image-classification pipeline under test (frozen: use ``dataclasses.replace``).
+
+    ``expected_failed_checks`` maps a property name to the reason the pipeline legitimately
+    breaks it (like scikit-learn's ``expected_failed_checks``); ``thresholds`` overrides
+    the statistical properties' defaults by name.
+    """
+
+    name: str
+    schema: ImageSchema
+    input_shape: tuple[int, ...]
+    input_range: tuple[float, float]
+    preprocess: Callable[[Any], Any]
+    augmentations: Mapping[str, Augmentation]
+    build_model: Callable[[int], Any]
+    trained_model: Callable[[], Any]
+    predict: Callable[[Any], Any]
+    holdout: Callable[[], tuple[Any, Any]]
+    min_accuracy: float = 0.9
+    expected_failed_checks: Mapping[str, str] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TargetError("name", "a non-empty str", repr(self.name))
+        if not isinstance(self.schema, ImageSchema):
+            raise TargetError("schema", "an mlprop.ImageSchema", type(self.schema).__name__)
+        self._check_input_shape()
+        self._check_input_range()
+        _check_callable("preprocess", self.preprocess, (None,), {}, "preprocess(images)")
+        self._check_augmentations()
+        _check_callable("build_model", self.build_model, (0,), {}, "build_model(seed)")
+        _check_callable("trained_model", self.trained_model, (), {}, "trained_model()")
+        _check_callable("predict", self.predict, (None,), {}, "predict(images)")
+        _check_callable("holdout", self.holdout, (), {}, "holdout()")
+        accuracy = self.min_accuracy
+        if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not (
+            0.0 <= accuracy <= 1.0
+        ):
+            raise TargetError("min_accuracy", "a number in [0, 1]", repr(accuracy))
+        self._check_str_mapping("expected_failed_checks", str)
+        self._check_str_mapping("thresholds", (int, float))
+
+    def _check_input_shape(self) -> None:
+        shape = self.input_shape
+        ok = (
+            isinstance(shape, tuple)
+            and len(shape) == 3
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        )
+        if not ok:
+            raise TargetError("input_shape", "a tuple of 3 positive ints (C, H, W)", repr(shape))
+
+    def _check_input_range(self) -> None:
+        bounds = self.input_range
+        ok = (
+            isinstance(bounds, tuple)
+            and len(bounds) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+            and all(math.isfinite(b) for b in bounds)
+            and bounds[0] < bounds[1]
+        )
+        if not ok:
+            raise TargetError("input_range", "a tuple (low, high) of finite floats, low < high",
+                              repr(bounds))
+
+    def _check_augmentations(self) -> None:
+        if not isinstance(self.augmentations, Mapping):
+            raise TargetError("augmentations", "a mapping name -> Augmentation",
+                              type(self.augmentations).__name__)
+        for key, aug in self.augmentations.items():
+            if not isinstance(key, str) or not key:
+                raise TargetError("augmentations", "non-empty str keys", repr(key))
+            if not isinstance(aug, Augmentation):
+                raise TargetError(f"augmentations[{key!r}]", "an mlprop.Augmentation",
+                                  type(aug).__name__)
+        object.__setattr__(self, "augmentations", _frozen_mapping(self.augmentations))
+
+    def _check_str_mapping(self, name: str, value_type: type | tuple[type, ...]) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, value_type) and not isinstance(v, bool)
+            for k, v in value.items()
+        ):
+            raise TargetError(name, f"a mapping str -> {value_type}", repr(value))
+        object.__setattr__(self, name, _frozen_mapping(value))
+
+    def threshold(self, name: str, default: float) -> float:
+        """The target's override of a statistical threshold, else ``default``."""
+        return float(self.thresholds.get(name, default))
+
+    def replace(self, **changes: Any) -> Target:
+        """A copy with ``changes`` applied (and validated), like ``dataclasses.replace``."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_target(spec: str) -> Target:
+    """Import ``module:attribute`` and return the :class:`Target` it names.
+
+    Raises :class:`TargetError` naming the spec when it is malformed, the module fails to
+    import, the attribute is missing or the object is not a ``Target``.
+    """
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise TargetError("target spec", "'module:attribute' (e.g. 'mlprop.digits:target')",
+                          repr(spec))
+    module_name, attribute = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's module's fault
+        raise TargetError(f"target spec {spec!r}", f"an importable module {module_name!r}",
+                          f"{type(exc).__name__}: {exc}") from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise TargetError(f"target spec {spec!r}",
+                          f"an attribute {attribute!r} in module {module_name!r}",
+                          "no such attribute") from None
+    if not isinstance(value, Target):
+        raise TargetError(f"target spec {spec!r}", "an mlprop.Target instance",
+                          type(value).__name__)
+    return value

@@ -1,0 +1,34 @@
+"""Random valid :class:`~mlprop.schema.ImageSchema` instances, for testing strategies and tools
+that must work for any target."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from mlprop.schema import ImageSchema
+from strategies._validation import check_int, check_order
+
+__all__ = ["image_schemas"]
+
+
+@st.composite
+def _image_schemas(
+    draw: st.DrawFn, min_classes: int, max_classes: int, max_side: int
+) -> ImageSchema:
+    num_classes = draw(st.integers(min_classes, max_classes))
+    low = draw(st.integers(1, max_side))
+    # Fixed-size schemas (min_side == max_side) are a real case, so they come up often.
+    high = draw(st.one_of(st.just(low), st.integers(low, max_side)))
+    return ImageSchema(num_classes=num_classes, min_side=low, max_side=high)
+
+
+def image_schemas(
+    *, min_classes: int = 2, max_classes: int = 20, max_side: int = 64
+) -> st.SearchStrategy[ImageSchema]:
+    """Valid schemas: ``min_classes <= num_classes <= max_classes`` and
+    ``1 <= min_side <= max_side <= max_side``. Shrinks to ``ImageSchema(2, 1, 1)``."""
+    min_classes = check_int(min_classes, "min_classes", min_value=2)
+    max_classes = check_int(max_classes, "max_classes", min_value=2)
+    check_order(min_classes, "min_classes", max_classes, "max_classes")
+    max_side = check_int(max_side, "max_side", min_value=1)
+    return _image_schemas(min_classes, max_classes, max_side)
