@@ -42,9 +42,7 @@ def check_optional_int(value: Any, name: str, *, min_value: int | None = None) -
 def check_order(low: float, low_name: str, high: float, high_name: str) -> None:
     """``low <= high``, or a message naming both options."""
     if low > high:
-        raise InvalidArgument(
-            f"{low_name}={low!r} must not be greater than {high_name}={high!r}"
-        )
+        raise InvalidArgument(f"{low_name}={low!r} must not be greater than {high_name}={high!r}")
 
 
 def check_bool(value: Any, name: str) -> bool:

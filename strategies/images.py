@@ -162,9 +162,7 @@ def batch_of_shape(
     if n == 0:
         return np.zeros((0, h, w), np.uint8)
     shared = draw(st.sampled_from(kinds)) if n > 1 and draw(st.booleans()) else None
-    pictures = [
-        draw(kind_strategy(shared or draw(st.sampled_from(kinds)), h, w)) for _ in range(n)
-    ]
+    pictures = [draw(kind_strategy(shared or draw(st.sampled_from(kinds)), h, w)) for _ in range(n)]
     return np.stack(pictures).astype(np.uint8, copy=False)
 
 
@@ -205,8 +203,8 @@ def images(
 ) -> st.SearchStrategy[np.ndarray]:
     """Batches of raw images that ``schema.validate`` accepts: C-contiguous ``uint8 (N, H, W)``.
 
-    - ``min_batch <= N <= max_batch``; N is lowered (never below ``min_batch``, never to 0
-      when ``max_batch >= 1``) so that ``N * H * W <= max_pixels``.
+    - ``min_batch <= N <= max_batch``. A soft pixel budget: the upper end of N is lowered so
+      that ``N * H * W <= max_pixels``, but never below ``max(min_batch, 1)``.
     - ``H`` and ``W`` lie in ``[min_side, max_side]``, which default to the schema's range,
       with the upper end capped at ``side_cap`` (default 32; ``None``: no cap) unless
       ``max_side`` is given. The cap never goes below the schema's ``min_side``.

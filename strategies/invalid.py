@@ -89,8 +89,9 @@ class _Context:
     max_batch: int
     max_pixels: int
 
-    def shape(self, draw: st.DrawFn, *, min_n: int = 0, h: int | None = None,
-              w: int | None = None) -> tuple[int, int, int]:
+    def shape(
+        self, draw: st.DrawFn, *, min_n: int = 0, h: int | None = None, w: int | None = None
+    ) -> tuple[int, int, int]:
         """A batch shape; ``h`` / ``w`` when given (invalid sides), else valid sides."""
         h = draw(st.integers(self.low, self.high)) if h is None else h
         w = draw(st.integers(self.low, self.high)) if w is None else w
@@ -151,22 +152,25 @@ def _images_ndim(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
         # validate() takes shape[0] (here H) as the number of images: match it so that
         # the missing batch axis is the only violation.
         return InvalidExample(
-            picture, ctx.labels(draw, h), "images.ndim",
+            picture,
+            ctx.labels(draw, h),
+            "images.ndim",
             f"a {form} without the batch axis (labels: one per row)",
         )
     batch, targets = ctx.pair(draw)
     channels = draw(st.sampled_from([1, 3]))
     axis = -1 if form == "(N, H, W, C)" else 1
     stacked = np.repeat(np.expand_dims(batch, axis), channels, axis=axis)
-    return InvalidExample(
-        stacked, targets, "images.ndim", f"4-D images {form} with C={channels}"
-    )
+    return InvalidExample(stacked, targets, "images.ndim", f"4-D images {form} with C={channels}")
 
 
 def _bad_side(draw: st.DrawFn, schema: ImageSchema) -> tuple[int, str]:
     if draw(st.booleans()):
-        side = draw(st.one_of(st.just(schema.max_side + 1),
-                              st.integers(schema.max_side + 1, schema.max_side + 8)))
+        side = draw(
+            st.one_of(
+                st.just(schema.max_side + 1), st.integers(schema.max_side + 1, schema.max_side + 8)
+            )
+        )
         return side, f"above max_side={schema.max_side}"
     side = draw(st.one_of(st.just(schema.min_side - 1), st.integers(0, schema.min_side - 1)))
     return side, f"below min_side={schema.min_side}"
@@ -180,7 +184,9 @@ def _side_maker(axis_name: str) -> Callable[[st.DrawFn, _Context], InvalidExampl
         else:
             n, h, w = ctx.shape(draw, w=side)
         return InvalidExample(
-            draw(batch_of_shape(n, h, w)), ctx.labels(draw, n), f"images.{axis_name}",
+            draw(batch_of_shape(n, h, w)),
+            ctx.labels(draw, n),
+            f"images.{axis_name}",
             f"images of shape {(n, h, w)}: {axis_name} {side} is {why}",
         )
 
@@ -191,7 +197,9 @@ def _labels_dtype(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
     batch, targets = ctx.pair(draw)
     dtype = np.dtype(draw(st.sampled_from(["float64", "float32", "str"])))
     return InvalidExample(
-        batch, targets.astype(dtype), "labels.dtype",
+        batch,
+        targets.astype(dtype),
+        "labels.dtype",
         f"labels of dtype {dtype} (integral values) instead of an integer dtype",
     )
 
@@ -228,7 +236,9 @@ def _labels_values(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
     bad = [draw(out_of_range) for _ in spots]
     targets[spots] = bad
     return InvalidExample(
-        batch, targets, "labels.values",
+        batch,
+        targets,
+        "labels.values",
         f"labels {bad} at positions {spots}, outside [0, {k - 1}]",
     )
 
@@ -299,9 +309,7 @@ def invalid_data(
     if max_batch == 0:
         impossible = [f for f in chosen if f in _NEEDS_AN_IMAGE]
         if fields is not None and impossible:
-            raise InvalidArgument(
-                f"fields {impossible} need at least one image, but max_batch=0"
-            )
+            raise InvalidArgument(f"fields {impossible} need at least one image, but max_batch=0")
         chosen = tuple(f for f in chosen if f not in _NEEDS_AN_IMAGE)
     ctx = _Context(schema, low, high, min_batch, max_batch, max_pixels)
     return _invalid(ctx, chosen)

@@ -17,9 +17,7 @@ def seeds() -> st.SearchStrategy[int]:
     return st.integers(0, MAX_SEED)
 
 
-def magnitudes(
-    *, min_value: float = 0.0, max_value: float = 1.0
-) -> st.SearchStrategy[float]:
+def magnitudes(*, min_value: float = 0.0, max_value: float = 1.0) -> st.SearchStrategy[float]:
     """Augmentation strengths: finite floats in ``[min_value, max_value]`` (never NaN, -0.0).
 
     ``min_value`` itself (0 by default: the identity) and small values (the lowest 1% of the

@@ -26,7 +26,8 @@ def image_schemas(
     *, min_classes: int = 2, max_classes: int = 20, max_side: int = 64
 ) -> st.SearchStrategy[ImageSchema]:
     """Valid schemas: ``min_classes <= num_classes <= max_classes`` and
-    ``1 <= min_side <= max_side <= max_side``. Shrinks to ``ImageSchema(2, 1, 1)``."""
+    ``1 <= schema.min_side <= schema.max_side <= max_side``. Fixed-size schemas
+    (``min_side == max_side``) are common. Shrinks to ``ImageSchema(min_classes, 1, 1)``."""
     min_classes = check_int(min_classes, "min_classes", min_value=2)
     max_classes = check_int(max_classes, "max_classes", min_value=2)
     check_order(min_classes, "min_classes", max_classes, "max_classes")

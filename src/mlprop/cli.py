@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlprop.errors import MlpropError
+from mlprop.errors import MlpropError, SchemaError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -73,7 +73,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows = []
     for path in args.files:
         images = load_images(path)
-        probabilities = pipeline.probabilities(model, images)
+        try:
+            probabilities = pipeline.probabilities(model, images)
+        except SchemaError as exc:  # say which of the files is wrong
+            raise UsageError(f"{path}: {exc}") from None
         for index, row in enumerate(probabilities):
             rows.append({"file": str(path), "index": index, "class": int(row.argmax()),
                          "probability": float(row.max())})
@@ -120,6 +123,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run_property_suite(args.target, args.pytest_args)
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    from mlprop.audit.faults import CATALOGUE
+    from mlprop.audit.runner import format_matrix, load_properties, sweep
+    from mlprop.target import load_target
+
+    unknown = [name for name in args.fault if name not in CATALOGUE]
+    if unknown:
+        raise UsageError(f"--fault: unknown fault(s) {unknown}; known: {sorted(CATALOGUE)}")
+    properties = load_properties(properties_dir())
+    target = load_target(args.target)
+    chosen = [CATALOGUE[name] for name in args.fault] if args.fault else list(CATALOGUE.values())
+    print(f"mlprop faults: {len(chosen)} faults x {len(properties)} properties against "
+          f"{args.target}", file=sys.stderr)
+    results = sweep(target, properties, chosen, progress=lambda r: print(
+        f"  {r.fault.name}: caught by {len(r.caught_by)} ({r.seconds:.1f}s)", file=sys.stderr,
+        flush=True))
+    print(format_matrix(results, properties))
+    if args.json:
+        report = [{"fault": r.fault.name, "component": r.fault.component,
+                   "description": r.fault.description, "expected": list(r.fault.catches),
+                   "caught_by": r.caught_by, "missed": r.missed, "seconds": r.seconds}
+                  for r in results]
+        args.json.write_text(json.dumps(report, indent=2))
+    failed = [r.fault.name for r in results if not r.caught_by or r.expected_missed]
+    if failed:
+        print(f"mlprop faults: not caught as expected: {failed}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     code = cmd_train(args)
     if code != EXIT_OK:
@@ -155,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("pytest_args", nargs=argparse.REMAINDER,
                        help="extra pytest arguments after --")
     check.set_defaults(handler=cmd_check)
+
+    faults = commands.add_parser("faults", help="sweep the fault catalogue against the suite "
+                                 "and print the kill matrix")
+    faults.add_argument("--target", default="mlprop.digits:target",
+                        help="MODULE:ATTR of a correct target to plant the faults in")
+    faults.add_argument("--fault", action="append", default=[], metavar="NAME",
+                        help="only this fault (repeatable)")
+    faults.add_argument("--json", type=Path, help="also write the matrix as JSON")
+    faults.set_defaults(handler=cmd_faults)
 
     demo = commands.add_parser("demo", help="train the reference model, then run the suite")
     add_train_options(demo)

@@ -36,10 +36,14 @@ def load_png(path: Path) -> np.ndarray:
 
 def load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:  # EOFError: an empty file
         raise SchemaError([Violation(str(path), "a .npy array without objects",
                                      str(exc))]) from None
+    if not isinstance(loaded, np.ndarray):  # np.load opens a zip (.npz) whatever its name
+        loaded.close()
+        raise SchemaError([Violation(str(path), "a .npy array", "an .npz archive")])
+    return loaded
 
 
 def load_images(path: str | Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from mlprop.checks import CURRENT_SPEC
 from mlprop.errors import MlpropError
 from mlprop.target import Target, load_target
 
@@ -92,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     spec, source = resolve_target_spec(config.getoption("--mlprop-target"), os.environ,
                                        Path(config.invocation_params.dir))
     config.stash[_SPEC] = (spec, source)
+    CURRENT_SPEC["spec"] = spec
 
 
 _SPEC = pytest.StashKey[tuple[str, str]]()
@@ -119,6 +121,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def target(request: pytest.FixtureRequest) -> Target:
     """The target under test (see the module docstring for how it is chosen)."""
     return get_target(request.config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every property that takes ``augmentation_name`` once per target augmentation."""
+    if "augmentation_name" in metafunc.fixturenames:
+        names = sorted(get_target(metafunc.config).augmentations)
+        metafunc.parametrize("augmentation_name", names)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

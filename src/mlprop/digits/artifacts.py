@@ -87,7 +87,12 @@ def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
         if directory.exists():
             retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
             os.replace(directory, retired)
-        os.replace(staging, directory)
+        try:
+            os.replace(staging, directory)
+        except BaseException:
+            if retired is not None:  # put the previous package back
+                os.replace(retired, directory)
+            raise
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
     finally:
@@ -106,6 +111,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PackageIntegrityError(path, "manifest is missing (incomplete package)") from None
+    except OSError as exc:  # a directory in its place, no permission, ...
+        raise PackageIntegrityError(path, f"manifest is unreadable ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PackageIntegrityError(path, f"manifest is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
@@ -113,7 +120,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise PackageIntegrityError(path, f"manifest lacks keys {missing}")
-    if manifest["format_version"] != FORMAT_VERSION:
+    if type(manifest["format_version"]) is not int or \
+            manifest["format_version"] != FORMAT_VERSION:  # JSON true/1.0 == 1 in Python
         raise PackageIntegrityError(path, f"format_version {manifest['format_version']!r} is "
                                           f"not supported (expected {FORMAT_VERSION})")
     weights = manifest["weights"]
@@ -133,6 +141,8 @@ def load_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         data = path.read_bytes()
     except FileNotFoundError:
         raise PackageIntegrityError(path, "weights file is missing") from None
+    except OSError as exc:
+        raise PackageIntegrityError(path, f"weights file is unreadable ({exc.strerror})") from None
     expected = manifest["weights"]
     if len(data) != expected["bytes"]:
         raise PackageIntegrityError(path, f"size is {len(data)} bytes, manifest says "

@@ -1,0 +1,445 @@
+"""The catalogue of realistic ML faults.
+
+Each :class:`Fault` takes a *correct* target and returns a faulty one (``Target.replace``
+with one faulty component) and names the properties expected to catch it. The faults are
+written against the target contract only, so they apply to any target; the catalogue check
+(``tests/test_fault_catalogue.py``) runs each fault against the properties it names, and
+``mlprop faults`` sweeps every fault against the whole suite to build the kill matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlprop.checks import as_numpy, as_tensor
+from mlprop.target import Augmentation, Target
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A named bug: ``inject(target)`` returns the target with the bug planted."""
+
+    name: str
+    component: str
+    description: str
+    catches: tuple[str, ...]
+    inject: Callable[[Target], Target]
+
+
+CATALOGUE: dict[str, Fault] = {}
+
+
+def fault(component: str, *catches: str) -> Callable[[Callable[[Target], Target]], Fault]:
+    """Register ``fn`` as a fault; its docstring is the description."""
+
+    def register(inject: Callable[[Target], Target]) -> Fault:
+        entry = Fault(inject.__name__, component, (inject.__doc__ or "").strip(), catches,
+                      inject)
+        if entry.name in CATALOGUE:
+            raise ValueError(f"duplicate fault name {entry.name!r}")
+        CATALOGUE[entry.name] = entry
+        return entry
+
+    return register
+
+
+def _map_augmentations(target: Target, wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+                       ) -> Target:
+    return target.replace(augmentations={
+        name: Augmentation(fn=wrap(aug.fn), label_preserving=aug.label_preserving)
+        for name, aug in target.augmentations.items()})
+
+
+def _serve(target: Target, model: nn.Module, images: np.ndarray, *, train_mode: bool = False,
+           softmax_dim: int = 1) -> np.ndarray:
+    """A generic serving path: preprocess -> model -> softmax (the faults vary one step)."""
+    inputs = as_tensor(target.preprocess(images))
+    model.train(train_mode)
+    with torch.no_grad():
+        return torch.softmax(model(inputs), dim=softmax_dim).numpy()
+
+
+class _Wrapped(nn.Module):
+    """A model whose forward output is post-processed by ``after(logits, inputs)``."""
+
+    def __init__(self, inner: nn.Module, after: Callable[[torch.Tensor, torch.Tensor],
+                                                         torch.Tensor]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.after = after
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.after(self.inner(x), x)
+
+
+def _wrap_model(target: Target, after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                ) -> Target:
+    return target.replace(build_model=lambda seed: _Wrapped(target.build_model(seed), after))
+
+
+# --- preprocessing ---------------------------------------------------------------------
+
+
+@fault("preprocess", "test_preprocess_is_batch_independent")
+def per_batch_normalization(target: Target) -> Target:
+    """Normalises with the batch's mean and std instead of fixed constants."""
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images))
+        if out.size == 0:
+            return out
+        return ((out - out.mean()) / (out.std() + 1e-6) * out.std() + out.mean() * 0.9
+                ).astype(np.float32)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_output_is_finite_and_inside_declared_range")
+def forgotten_scaling(target: Target) -> Target:
+    """Forgets the /255: preprocessed values are 255 times too large."""
+    return target.replace(preprocess=lambda images: as_numpy(target.preprocess(images)) * 255)
+
+
+@fault("preprocess", "test_preprocess_output_has_declared_shape_and_dtype")
+def float64_output(target: Target) -> Target:
+    """Returns float64 (a NumPy normalisation with Python float constants)."""
+    return target.replace(
+        preprocess=lambda images: as_numpy(target.preprocess(images)).astype(np.float64))
+
+
+@fault("preprocess", "test_preprocess_never_writes_into_its_input")
+def preprocess_writes_into_input(target: Target) -> Target:
+    """Clips the caller's array in place before preprocessing (``np.clip(out=images)``)."""
+
+    def preprocess(images):
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+            np.clip(images, 1, 254, out=images)
+        return target.preprocess(images)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_accepts_empty_and_single_batches",
+       "test_preprocess_output_has_declared_shape_and_dtype")
+def squeeze_single_image(target: Target) -> Target:
+    """Calls ``np.squeeze`` on the output, dropping the batch axis of a batch of one."""
+    return target.replace(preprocess=lambda images: np.squeeze(as_numpy(target.preprocess(images))))
+
+
+@fault("preprocess", "test_preprocess_accepts_empty_and_single_batches")
+def empty_batch_crash(target: Target) -> Target:
+    """Preprocesses image by image and ``np.stack``s the rows: fails on an empty batch."""
+
+    def preprocess(images):
+        rows = [as_numpy(target.preprocess(images[i:i + 1]))[0] for i in range(len(images))]
+        return np.stack(rows)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_rejects_invalid_images_with_a_clear_error")
+def no_input_validation(target: Target) -> Target:
+    """Silently casts whatever arrives to uint8 (float input wraps to garbage)."""
+
+    def preprocess(images):
+        array = np.asarray(images)
+        if array.ndim == 2:
+            array = array[np.newaxis]
+        with np.errstate(invalid="ignore"):
+            array = np.nan_to_num(array).astype(np.uint8)
+        side_low, side_high = target.schema.min_side, target.schema.max_side
+        if array.ndim == 3 and not (side_low <= min(array.shape[1:]) and
+                                    max(array.shape[1:]) <= side_high):
+            array = np.zeros((len(array), side_low, side_low), np.uint8)
+        if array.ndim != 3:
+            array = np.zeros((1, side_low, side_low), np.uint8)
+        return target.preprocess(array)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_is_permutation_equivariant",
+       "test_preprocess_is_batch_independent")
+def shuffled_at_inference(target: Target) -> Target:
+    """Shuffles the batch on the way through (a DataLoader with shuffle=True at inference)."""
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images))
+        return out[np.random.default_rng(len(out)).permutation(len(out))]
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_output_is_finite_and_inside_declared_range")
+def nan_on_constant_image(target: Target) -> Target:
+    """Standardises each image by its own std: divides by zero on constant images."""
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images)).astype(np.float32)
+        spread = np.asarray(images, np.float64).std(axis=(1, 2)).reshape(-1, 1, 1, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (out * (spread / spread)).astype(np.float32)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_is_deterministic")
+def jitter_at_inference(target: Target) -> Target:
+    """Adds random jitter in preprocessing (training-time augmentation left on)."""
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images))
+        low, high = target.input_range
+        noise = np.random.default_rng().uniform(-1e-3, 1e-3, size=out.shape)
+        return np.clip(out + noise, low, high).astype(np.float32)
+
+    return target.replace(preprocess=preprocess)
+
+
+# --- augmentation ----------------------------------------------------------------------
+
+
+@fault("augment", "test_augmentation_is_deterministic_for_a_seed")
+def augmentation_ignores_seed(target: Target) -> Target:
+    """Draws its randomness from the global NumPy RNG instead of ``seed``."""
+    return _map_augmentations(target, lambda fn: lambda images, *, seed, magnitude: fn(
+        images, seed=int(np.random.randint(0, 2**31)), magnitude=magnitude))
+
+
+@fault("augment", "test_augmentation_does_not_wrap_around_on_extreme_images",
+       "test_augmentation_change_vanishes_at_small_magnitude")
+def noise_wraps_uint8(target: Target) -> Target:
+    """Adds integer noise in uint8 arithmetic: 255 + 3 wraps to 2 (replaces every augmentation)."""
+
+    def noisy(images, *, seed, magnitude):
+        rng = np.random.default_rng(seed)
+        amplitude = int(np.ceil(magnitude * 64))
+        noise = rng.integers(-amplitude, amplitude + 1, size=np.shape(images))
+        return np.asarray(images, np.uint8) + noise.astype(np.uint8)
+
+    return _map_augmentations(target, lambda fn: noisy)
+
+
+@fault("augment", "test_augmentation_is_identity_at_zero_magnitude",
+       "test_augmentation_change_vanishes_at_small_magnitude")
+def shift_at_zero_magnitude(target: Target) -> Target:
+    """Always shifts by one pixel on top of the augmentation, even at magnitude 0."""
+    return _map_augmentations(target, lambda fn: lambda images, *, seed, magnitude: np.roll(
+        as_numpy(fn(images, seed=seed, magnitude=magnitude)), 1, axis=-1))
+
+
+@fault("augment", "test_augmentation_never_writes_into_its_input")
+def augmentation_writes_into_input(target: Target) -> Target:
+    """Writes the augmented pixels back into the caller's array (``images[...] = out``)."""
+
+    def wrap(fn):
+        def augmented(images, *, seed, magnitude):
+            out = as_numpy(fn(images, seed=seed, magnitude=magnitude))
+            images[...] = out
+            return out
+
+        return augmented
+
+    return _map_augmentations(target, wrap)
+
+
+@fault("augment", "test_augmentation_keeps_shape_and_dtype")
+def augmentation_returns_float(target: Target) -> Target:
+    """Returns float32 pixels from a float-space transform, never cast back to uint8."""
+    return _map_augmentations(target, lambda fn: lambda images, *, seed, magnitude: as_numpy(
+        fn(images, seed=seed, magnitude=magnitude)).astype(np.float32))
+
+
+@fault("augment", "test_augmentation_change_does_not_fall_as_magnitude_grows",
+       "test_augmentation_is_identity_at_zero_magnitude")
+def inverted_magnitude(target: Target) -> Target:
+    """Uses ``1 - magnitude`` as the strength: stronger settings augment less."""
+    return _map_augmentations(target, lambda fn: lambda images, *, seed, magnitude: fn(
+        images, seed=seed, magnitude=1.0 - magnitude))
+
+
+# --- model -----------------------------------------------------------------------------
+
+
+@fault("model", "test_build_model_same_seed_gives_identical_parameters")
+def init_ignores_seed(target: Target) -> Target:
+    """Initialises from the global torch RNG: the same seed gives different weights."""
+    return target.replace(build_model=lambda seed: target.build_model(
+        int(torch.randint(0, 2**31, (1,)))))
+
+
+@fault("model", "test_build_model_different_seeds_give_different_parameters")
+def init_fixed_seed(target: Target) -> Target:
+    """Hard-codes ``torch.manual_seed(0)`` in the model: every seed gives one init."""
+    return target.replace(build_model=lambda seed: target.build_model(0))
+
+
+@fault("model", "test_model_forward_is_deterministic_in_eval_mode")
+def dropout_active_in_eval(target: Target) -> Target:
+    """Applies ``F.dropout(x, training=True)`` in forward, ignoring eval mode."""
+    return _wrap_model(target, lambda logits, x: nn.functional.dropout(logits, 0.5,
+                                                                       training=True))
+
+
+@fault("model", "test_model_is_batch_independent_in_eval_mode")
+def cross_sample_leakage(target: Target) -> Target:
+    """Adds the batch mean of the logits to every row (a mean over dim 0)."""
+    return _wrap_model(target, lambda logits, x: logits + logits.mean(dim=0, keepdim=True))
+
+
+@fault("model", "test_model_is_permutation_equivariant_in_eval_mode",
+       "test_model_is_batch_independent_in_eval_mode")
+def rolled_outputs(target: Target) -> Target:
+    """Returns the logits rolled by one sample (an off-by-one in batch indexing)."""
+    return _wrap_model(target, lambda logits, x: torch.roll(logits, 1, dims=0))
+
+
+@fault("model", "test_model_output_is_one_logit_row_per_image")
+def wrong_head_width(target: Target) -> Target:
+    """The classifier head has one output too many (num_classes + 1 logits)."""
+    return _wrap_model(target, lambda logits, x: torch.cat([logits, logits[:, :1]], dim=1))
+
+
+@fault("model", "test_model_output_is_finite_on_every_valid_input")
+def per_sample_standardization_in_forward(target: Target) -> Target:
+    """Standardises each input by its own std inside forward: NaN on constant images."""
+
+    def after(logits, x):
+        spread = x.flatten(1).std(dim=1, keepdim=True)
+        return logits * (spread / spread)
+
+    return _wrap_model(target, after)
+
+
+class _UnusedLayer(nn.Module):
+    def __init__(self, inner: nn.Module, width: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.extra = nn.Linear(width, width)  # defined, never called
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@fault("model", "test_every_parameter_receives_a_gradient",
+       "test_one_optimizer_step_changes_every_trainable_parameter")
+def unused_layer(target: Target) -> Target:
+    """Defines a layer in __init__ that forward never calls."""
+    width = target.schema.num_classes
+    return target.replace(build_model=lambda seed: _UnusedLayer(target.build_model(seed), width))
+
+
+@fault("model", "test_every_parameter_receives_a_gradient")
+def zero_initialized_layer(target: Target) -> Target:
+    """Initialises the last layer's weights to zero: no gradient reaches earlier layers."""
+
+    def build(seed):
+        model = target.build_model(seed)
+        last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+        return model
+
+    return target.replace(build_model=build)
+
+
+@fault("model", "test_loss_falls_when_overfitting_one_small_batch")
+def input_ignored(target: Target) -> Target:
+    """Feeds zeros instead of the input to the network (a mis-wired forward)."""
+
+    class Blind(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(torch.zeros_like(x))
+
+    return target.replace(build_model=lambda seed: Blind(target.build_model(seed)))
+
+
+@fault("model", "test_state_dict_round_trip_gives_identical_outputs")
+def unregistered_state(target: Target) -> Target:
+    """Keeps a seeded output scale in a plain tensor attribute, not a buffer: it is lost
+    when the state_dict is saved and loaded."""
+
+    class Scaled(nn.Module):
+        def __init__(self, inner: nn.Module, seed: int) -> None:
+            super().__init__()
+            self.inner = inner
+            generator = torch.Generator().manual_seed(seed)
+            self.scale = 1.0 + torch.rand(1, generator=generator)  # not register_buffer
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) * self.scale
+
+    return target.replace(build_model=lambda seed: Scaled(target.build_model(seed), seed))
+
+
+# --- serving ---------------------------------------------------------------------------
+
+
+@fault("predict", "test_predict_is_deterministic")
+def eval_forgotten_in_predict(target: Target) -> Target:
+    """Serves with the model in train mode (model.eval() forgotten): dropout at inference."""
+    model = target.trained_model()
+    return target.replace(predict=lambda images: _serve(target, model, images, train_mode=True))
+
+
+@fault("predict", "test_predict_is_batch_independent")
+def batchnorm_train_mode_at_serve(target: Target) -> Target:
+    """Normalises logits with a BatchNorm layer left in train mode: batch statistics."""
+    model = target.trained_model()
+    norm = nn.BatchNorm1d(target.schema.num_classes, affine=False)
+
+    def predict(images):
+        inputs = as_tensor(target.preprocess(images))
+        model.eval()
+        norm.train()
+        with torch.no_grad():
+            logits = model(inputs)
+            if len(logits) > 1:
+                logits = norm(logits)
+            return torch.softmax(logits, dim=1).numpy()
+
+    return target.replace(predict=predict)
+
+
+@fault("predict", "test_predict_rows_are_probability_distributions")
+def softmax_over_batch(target: Target) -> Target:
+    """Applies softmax over dim=0 (the batch) instead of the classes."""
+    model = target.trained_model()
+    return target.replace(predict=lambda images: _serve(target, model, images, softmax_dim=0))
+
+
+@fault("predict", "test_predict_returns_one_row_per_image")
+def squeeze_in_predict(target: Target) -> Target:
+    """Calls ``.squeeze()`` on the probabilities: a batch of one loses its batch axis."""
+    return target.replace(predict=lambda images: np.squeeze(as_numpy(target.predict(images))))
+
+
+@fault("predict", "test_predict_accuracy_on_holdout_meets_the_floor")
+def inverted_colors_at_serve(target: Target) -> Target:
+    """Train/serve skew: the serving path inverts colours (255 - x) before predicting."""
+    return target.replace(predict=lambda images: target.predict(
+        255 - np.asarray(images, np.uint8) if np.asarray(images).dtype == np.uint8 else images))
+
+
+@fault("predict", "test_predict_accuracy_on_holdout_meets_the_floor")
+def untrained_model_served(target: Target) -> Target:
+    """Packages and serves a freshly initialised model instead of the trained one."""
+    model = target.build_model(0)
+    return target.replace(predict=lambda images: _serve(target, model, images))
+
+
+@fault("predict", "test_predict_accuracy_on_holdout_meets_the_floor")
+def transposed_at_serve(target: Target) -> Target:
+    """Train/serve skew: the serving path transposes each image (H and W swapped)."""
+    return target.replace(predict=lambda images: target.predict(
+        np.ascontiguousarray(np.swapaxes(images, 1, 2)) if np.ndim(images) == 3 else images))

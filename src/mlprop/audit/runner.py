@@ -1,0 +1,143 @@
+"""Run properties directly (outside pytest) against faulty targets: the kill matrix.
+
+A property is a Hypothesis test function taking ``target`` (and ``augmentation_name`` when
+it checks each augmentation). Calling it with a target runs its whole Hypothesis search;
+an exception means the property caught the fault. Shrinking is switched off here: only
+the verdict matters, not the smallest example.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import Phase, settings
+
+from mlprop.audit.faults import CATALOGUE, Fault
+from mlprop.target import Target
+
+Property = Callable[..., None]
+
+
+def load_properties(directory: str | Path) -> dict[str, Property]:
+    """Every ``test_*`` function of every ``test_*.py`` file in ``directory``, by name."""
+    directory = Path(directory).resolve()
+    root = str(directory.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)  # the suite imports the `strategies` package beside it
+    found: dict[str, Property] = {}
+    for path in sorted(directory.glob("test_*.py")):
+        module_name = f"_mlprop_properties.{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        for name, value in vars(module).items():
+            if name.startswith("test_") and callable(value):
+                if name in found:
+                    raise ValueError(f"property {name!r} is defined twice")
+                found[name] = value
+    return found
+
+
+def _without_shrinking(prop: Property) -> Property:
+    current = getattr(prop, "_hypothesis_internal_use_settings", None)
+    if current is not None:  # Hypothesis keeps a test's settings on this attribute
+        prop._hypothesis_internal_use_settings = settings(
+            current, phases=(Phase.explicit, Phase.generate), database=None,
+            report_multiple_bugs=False, print_blob=False)
+    return prop
+
+
+def run_property(prop: Property, target: Target) -> str | None:
+    """None if ``prop`` holds for ``target``, else the first line of its failure."""
+    prop = _without_shrinking(prop)
+    takes_augmentation = "augmentation_name" in _parameters(prop)
+    calls = ([{"augmentation_name": name} for name in sorted(target.augmentations)]
+             if takes_augmentation else [{}])
+    for extra in calls:
+        try:
+            prop(target=target, **extra)
+        except Exception as exc:  # any failure, including a crash, is a catch
+            where = f"[{extra['augmentation_name']}] " if extra else ""
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"{where}{type(exc).__name__}: {first}"
+    return None
+
+
+def _parameters(prop: Property) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(prop).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+@dataclass
+class FaultResult:
+    fault: Fault
+    caught_by: dict[str, str] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def expected_missed(self) -> list[str]:
+        """Properties the fault names that did not catch it."""
+        return [name for name in self.fault.catches if name not in self.caught_by]
+
+
+def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
+              only: Iterable[str] | None = None) -> FaultResult:
+    """Run the properties (all, or ``only``) against ``fault.inject(target)``."""
+    started = time.perf_counter()
+    faulty = fault.inject(target)
+    result = FaultResult(fault)
+    for name in (list(only) if only is not None else list(properties)):
+        if name not in properties:
+            raise KeyError(f"fault {fault.name!r} names unknown property {name!r}")
+        message = run_property(properties[name], faulty)
+        if message is None:
+            result.missed.append(name)
+        else:
+            result.caught_by[name] = message
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def sweep(target: Target, properties: Mapping[str, Property],
+          faults: Iterable[Fault] | None = None,
+          progress: Callable[[FaultResult], None] | None = None) -> list[FaultResult]:
+    """Every fault against every property: the rows of the kill matrix."""
+    results = []
+    for fault in (faults if faults is not None else CATALOGUE.values()):
+        result = run_fault(fault, target, properties)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def format_matrix(results: list[FaultResult], properties: Iterable[str]) -> str:
+    """Plain text: one row per fault with the properties that caught it, then the
+    properties that caught nothing."""
+    lines = []
+    kills: dict[str, int] = {name: 0 for name in properties}
+    for result in results:
+        for name in result.caught_by:
+            kills[name] = kills.get(name, 0) + 1
+        status = "CAUGHT" if result.caught_by else "MISSED"
+        lines.append(f"{status:6} {result.fault.name} ({result.seconds:.1f}s)")
+        for name in sorted(result.caught_by):
+            mark = "*" if name in result.fault.catches else " "
+            lines.append(f"    {mark} {name}")
+        for name in result.expected_missed:
+            lines.append(f"    ! expected {name} to catch it, it did not")
+    lines.append("")
+    lines.append("property -> number of faults it catches (* = named in the catalogue)")
+    for name, count in sorted(kills.items(), key=lambda item: (item[1], item[0])):
+        lines.append(f"  {count:3d}  {name}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Assertion helpers for properties: failures that say what to fix.
+
+A failing property raises :class:`PropertyViolation` (an ``AssertionError``, so pytest
+reports it as a test failure) whose message names the invariant, the expected and the actual
+value; :func:`reproduction` attaches a copy-pasteable reproduction as an exception note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+CURRENT_SPEC: dict[str, str] = {"spec": "mlprop.digits:target"}
+"""The spec of the target under test, set by the pytest plugin (used in reproductions)."""
+
+
+class PropertyViolation(AssertionError):
+    """A target broke an invariant: ``invariant`` expected ``expected``, got ``actual``."""
+
+    def __init__(self, invariant: str, expected: str, actual: str) -> None:
+        self.invariant, self.expected, self.actual = invariant, expected, actual
+        super().__init__(f"{invariant}\n  expected: {expected}\n  actual:   {actual}")
+
+
+def fail(invariant: str, expected: str, actual: str) -> None:
+    raise PropertyViolation(invariant, expected, actual)
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """An ndarray view of a NumPy array or a torch tensor (detached, on the CPU)."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def as_tensor(value: Any):
+    """A float32 torch tensor of a preprocessed batch (ndarray or tensor)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float32)
+    return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+
+
+def describe_array(value: Any) -> str:
+    """Shape, dtype and either the values (small arrays) or a digest (large ones)."""
+    array = as_numpy(value)
+    head = f"ndarray(shape={array.shape}, dtype={array.dtype}"
+    if array.size <= 64:
+        return f"{head}, values={array.tolist()})"
+    digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]
+    return f"{head}, min={array.min()}, max={array.max()}, sha256={digest}...)"
+
+
+def reproduction_note(target: Any, **details: Any) -> str:
+    parts = []
+    for key, value in details.items():
+        shown = describe_array(value) if isinstance(value, np.ndarray) or hasattr(
+            value, "detach") else repr(value)
+        parts.append(f"{key}={shown}")
+    return (f"Reproduce: target {getattr(target, 'name', target)!r} "
+            f"(--mlprop-target {CURRENT_SPEC['spec']}); " + ", ".join(parts))
+
+
+@contextlib.contextmanager
+def reproduction(target: Any, **details: Any) -> Iterator[None]:
+    """On failure inside the block, add a note naming the target and the inputs."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(reproduction_note(target, **details))
+        raise
+
+
+def assert_shape(actual: Any, expected: tuple[int, ...], what: str) -> None:
+    shape = tuple(as_numpy(actual).shape)
+    if shape != tuple(expected):
+        fail(f"{what} has the wrong shape", str(tuple(expected)), str(shape))
+
+
+def assert_dtype(actual: Any, expected: str, what: str) -> None:
+    dtype = str(as_numpy(actual).dtype)
+    if dtype != expected:
+        fail(f"{what} has the wrong dtype", expected, dtype)
+
+
+def assert_finite(actual: Any, what: str) -> None:
+    array = as_numpy(actual)
+    bad = array.size - int(np.isfinite(array).sum())
+    if bad:
+        fail(f"{what} must be finite", "no NaN or inf", f"{bad} of {array.size} values are not")
+
+
+def assert_close(actual: Any, expected: Any, what: str, *, atol: float = 0.0,
+                 rtol: float = 0.0) -> None:
+    """Equal within tolerance (exactly equal by default), naming the worst element."""
+    a, e = as_numpy(actual), as_numpy(expected)
+    if a.shape != e.shape:
+        fail(what, f"shape {e.shape}", f"shape {a.shape}")
+    if a.size == 0:
+        return
+    if np.array_equal(a, e, equal_nan=False) and atol == 0.0 and rtol == 0.0:
+        return
+    with np.errstate(invalid="ignore"):
+        excess = np.abs(a.astype(np.float64) - e.astype(np.float64)) - (
+            atol + rtol * np.abs(e.astype(np.float64)))
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    if (excess > 0).any() or (atol == 0.0 and rtol == 0.0 and not np.array_equal(a, e)):
+        index = np.unravel_index(int(np.argmax(excess)), a.shape)
+        count = int((excess > 0).sum()) if (excess > 0).any() else int((a != e).sum())
+        fail(what, f"{e[index]!r} at index {tuple(int(i) for i in index)} (atol={atol}, "
+                   f"rtol={rtol})", f"{a[index]!r}; {count} of {a.size} elements differ")

@@ -1,0 +1,57 @@
+"""The fault catalogue: every fault is caught by the properties it names, and every property
+is named by at least one fault (a property nothing trips is not finished).
+
+Each fault runs only against the properties it names (seconds in all); the full sweep that
+builds the kill matrix is ``mlprop faults``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlprop.audit.faults import CATALOGUE
+from mlprop.audit.runner import load_properties, run_fault, run_property
+from mlprop.target import load_target
+
+PROPERTIES_DIR = Path(__file__).resolve().parents[1] / "properties"
+
+
+@pytest.fixture(scope="module")
+def properties():
+    return load_properties(PROPERTIES_DIR)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_target("mlprop.digits:target")
+
+
+def test_catalogue_has_at_least_fifteen_documented_faults():
+    assert len(CATALOGUE) >= 15
+    for fault in CATALOGUE.values():
+        assert fault.description, f"fault {fault.name} has no docstring"
+        assert fault.catches, f"fault {fault.name} names no property"
+
+
+def test_every_property_is_named_by_some_fault(properties):
+    named = {name for fault in CATALOGUE.values() for name in fault.catches}
+    assert set(properties) - named == set(), "properties that no fault is expected to trip"
+    assert named - set(properties) == set(), "faults naming properties that do not exist"
+
+
+@pytest.mark.parametrize("fault_name", sorted(CATALOGUE))
+def test_fault_is_caught_by_the_properties_it_names(fault_name, properties, reference):
+    fault = CATALOGUE[fault_name]
+    result = run_fault(fault, reference, properties, only=fault.catches)
+    assert not result.expected_missed, (
+        f"{fault_name} ({fault.description}) slipped past {result.expected_missed}")
+
+
+def test_clean_target_passes_a_property_that_a_fault_trips(properties, reference):
+    """The runner itself: the same property passes on the clean target, fails on the fault."""
+    name = "test_preprocess_is_batch_independent"
+    assert run_property(properties[name], reference) is None
+    faulty = CATALOGUE["per_batch_normalization"].inject(reference)
+    assert "batch-dependent" in run_property(properties[name], faulty)

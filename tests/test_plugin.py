@@ -1,0 +1,340 @@
+"""Tests of the pytest plugin: target resolution, header, profiles, expected_failed_checks.
+
+Inner pytest sessions run with the ``pytester`` fixture (in-process where possible: it is
+much faster; one subprocess checks the import-time profile choice).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from mlprop.plugin import DEFAULT_TARGET, default_profile, resolve_target_spec
+
+pytest_plugins = ["pytester"]
+
+_ENV_VARS = ("MLPROP_TARGET", "CI", "HYPOTHESIS_PROFILE", "MUTANT_UNDER_TEST")
+
+TOY_TARGET_MODULE = '''
+import numpy as np
+from mlprop import Augmentation, ImageSchema, Target
+
+
+def _same(images, *, seed, magnitude):
+    return images
+
+
+target = Target(
+    name="toy",
+    schema=ImageSchema(num_classes=2, min_side=2, max_side=4),
+    input_shape=(1, 2, 2),
+    input_range=(0.0, 1.0),
+    preprocess=lambda images: images,
+    augmentations={"same": Augmentation(fn=_same)},
+    build_model=lambda seed: None,
+    trained_model=lambda: None,
+    predict=lambda images: images,
+    holdout=lambda: (np.zeros((0, 2, 2), np.uint8), np.zeros(0, np.int64)),
+    min_accuracy=0.5,
+    expected_failed_checks=DECLARED,
+)
+not_a_target = 42
+'''
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch, tmp_path):
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLPROP_CACHE_DIR", str(tmp_path / "mlprop-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_plugin_globals():
+    """In-process inner sessions run the plugin's pytest_configure in *this* process; give
+    the outer session back any module-level state it records (e.g. the current spec)."""
+    try:
+        from mlprop.checks import CURRENT_SPEC
+    except ImportError:  # older layout without mlprop.checks
+        yield
+        return
+    saved = dict(CURRENT_SPEC)
+    yield
+    CURRENT_SPEC.clear()
+    CURRENT_SPEC.update(saved)
+
+
+def _write_toy_target(pytester: pytest.Pytester, module: str, declared: dict) -> str:
+    pytester.makepyfile(**{module: f"DECLARED = {declared!r}\n" + TOY_TARGET_MODULE})
+    pytester.syspathinsert()
+    return f"{module}:target"
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """An in-process inner session (the plugin is already imported, hence the -W)."""
+    return pytester.runpytest("-p", "no:cacheprovider", "-W",
+                              "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def _header(result: pytest.RunResult) -> str:
+    lines = [line for line in result.outlines if line.startswith("mlprop target: ")]
+    assert len(lines) == 1, result.outlines
+    return lines[0]
+
+
+# ------------------------------------------------------------------ default_profile
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "dev"),
+        ({"CI": "true"}, "ci"),
+        ({"CI": "1"}, "ci"),
+        ({"CI": "TRUE"}, "ci"),
+        ({"CI": "false"}, "dev"),
+        ({"CI": "False"}, "dev"),
+        ({"CI": "0"}, "dev"),
+        ({"CI": "no"}, "dev"),
+        ({"CI": ""}, "dev"),
+        ({"MUTANT_UNDER_TEST": "mlprop.digits.x__mutmut_1"}, "mutmut"),
+        ({"MUTANT_UNDER_TEST": "m", "CI": "true"}, "mutmut"),
+        ({"MUTANT_UNDER_TEST": ""}, "dev"),
+    ],
+)
+def test_default_profile(environ, expected):
+    assert default_profile(environ) == expected
+
+
+def test_profiles_are_registered_with_the_documented_settings():
+    ci, dev = settings.get_profile("ci"), settings.get_profile("dev")
+    thorough, mutmut = settings.get_profile("thorough"), settings.get_profile("mutmut")
+    assert ci.derandomize and ci.deadline is None and ci.database is None
+    assert mutmut.derandomize and mutmut.deadline is None and mutmut.database is None
+    assert dev.deadline is None and thorough.deadline is None
+    assert mutmut.max_examples <= ci.max_examples < dev.max_examples < thorough.max_examples
+
+
+@pytest.mark.parametrize(
+    ("environ", "args", "expected"),
+    [
+        ({"CI": "true"}, [], "ci"),
+        ({"CI": "true", "HYPOTHESIS_PROFILE": "thorough"}, [], "thorough"),
+    ],
+    ids=["CI", "HYPOTHESIS_PROFILE-beats-CI"],
+)
+def test_profile_is_chosen_at_startup(pytester, monkeypatch, environ, args, expected):
+    """The import-time choice needs a fresh interpreter: a subprocess."""
+    pytester.makepyfile(test_profile=f"""
+from hypothesis import settings
+
+def test_profile():
+    assert settings.get_current_profile_name() == {expected!r}
+""")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert f"hypothesis profile: {expected}" in _header(result)
+    result.assert_outcomes(passed=1)
+
+
+# -------------------------------------------------------------- target resolution
+
+
+def test_resolve_target_spec_pure_function(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.mlprop]\ntarget = "file:t"\n')
+    env = {"MLPROP_TARGET": "env:t"}
+    assert resolve_target_spec("opt:t", env, tmp_path) == ("opt:t", "--mlprop-target")
+    assert resolve_target_spec(None, env, tmp_path) == ("env:t", "MLPROP_TARGET")
+    assert resolve_target_spec(None, {}, tmp_path) == (
+        "file:t", f"[tool.mlprop] in {tmp_path / 'pyproject.toml'}")
+    assert resolve_target_spec(None, {}, tmp_path / "nowhere") == (DEFAULT_TARGET, "default")
+    # empty values fall through to the next source
+    assert resolve_target_spec("", {"MLPROP_TARGET": ""}, tmp_path)[0] == "file:t"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[tool.other]\ntarget = 'x:y'\n",
+        "[tool.mlprop]\ntarget = 3\n",
+        "[tool.mlprop\nbroken",
+        "[tool.mlprop]\nother = 'x:y'\n",
+    ],
+    ids=["other-tool", "not-a-string", "bad-toml", "no-target-key"],
+)
+def test_unusable_pyproject_falls_back_to_default(tmp_path, content):
+    (tmp_path / "pyproject.toml").write_text(content)
+    assert resolve_target_spec(None, {}, tmp_path) == (DEFAULT_TARGET, "default")
+
+
+@pytest.mark.parametrize(
+    ("use_option", "use_env", "use_file", "expected"),
+    [
+        (True, True, True, "opt_mod:target (from --mlprop-target)"),
+        (False, True, True, "env_mod:target (from MLPROP_TARGET)"),
+        (False, False, True, "file_mod:target (from [tool.mlprop] in "),
+        (False, False, False, f"{DEFAULT_TARGET} (from default)"),
+    ],
+    ids=["option-beats-env", "env-beats-pyproject", "pyproject-beats-default", "default"],
+)
+def test_header_names_the_target_and_its_source(pytester, monkeypatch, use_option, use_env,
+                                                use_file, expected):
+    # no test uses the `target` fixture, so the (non-existent) modules are never imported
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    args = []
+    if use_option:
+        args += ["--mlprop-target", "opt_mod:target"]
+    if use_env:
+        monkeypatch.setenv("MLPROP_TARGET", "env_mod:target")
+    if use_file:
+        pytester.makepyprojecttoml('[tool.mlprop]\ntarget = "file_mod:target"\n')
+    result = _run(pytester, *args)
+    header = _header(result)
+    assert header.startswith(f"mlprop target: {expected}")
+    if "[tool.mlprop]" in expected:
+        assert str(Path(pytester.path) / "pyproject.toml") in header
+    assert "hypothesis profile: " in header
+    result.assert_outcomes(passed=1)
+
+
+def test_pyproject_is_read_from_the_invocation_directory(pytester, monkeypatch):
+    pytester.makepyprojecttoml('[tool.mlprop]\ntarget = "outer_mod:target"\n')
+    sub = pytester.mkdir("sub")
+    (sub / "pyproject.toml").write_text('[tool.mlprop]\ntarget = "inner_mod:target"\n')
+    (sub / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    monkeypatch.chdir(sub)
+    result = _run(pytester, str(sub))
+    assert "mlprop target: inner_mod:target (from [tool.mlprop]" in _header(result)
+
+
+def test_target_fixture_yields_the_resolved_target(pytester):
+    spec = _write_toy_target(pytester, "toy_fixture_target", {})
+    pytester.makepyfile(test_uses_target='''
+from mlprop import Target
+
+def test_it(target):
+    assert isinstance(target, Target)
+    assert target.name == "toy"
+
+def test_same_object(target, request):
+    assert request.getfixturevalue("target") is target
+''')
+    result = _run(pytester, "--mlprop-target", spec)
+    result.assert_outcomes(passed=2)
+
+
+# ------------------------------------------------------------------------ bad specs
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_module_xyz:target", "expected an importable module 'no_such_module_xyz'"),
+        ("missing-colon", "expected 'module:attribute'"),
+        ("a:b:c", "expected 'module:attribute'"),
+        ("toy_bad_target:nope", "no such attribute"),
+        ("toy_bad_target:not_a_target", "expected an mlprop.Target instance, got int"),
+    ],
+)
+def test_bad_spec_is_a_usage_error_naming_the_spec(pytester, spec, message):
+    _write_toy_target(pytester, "toy_bad_target", {})
+    pytester.makepyfile(test_uses_target="def test_it(target):\n    pass\n")
+    result = _run(pytester, "--mlprop-target", spec)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = "\n".join(result.errlines)
+    assert "ERROR: mlprop: bad target:" in errors
+    assert repr(spec) in errors or spec in errors
+    assert message in errors
+    assert "(target from --mlprop-target)" in errors
+    output = errors + "\n".join(result.outlines)
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+
+
+def test_bad_spec_from_environment_names_its_source(pytester, monkeypatch):
+    monkeypatch.setenv("MLPROP_TARGET", "no_such_module_xyz:target")
+    pytester.makepyfile(test_uses_target="def test_it(target):\n    pass\n")
+    result = _run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no_such_module_xyz*(target from MLPROP_TARGET)*"])
+
+
+# ---------------------------------------------------------- expected_failed_checks
+
+
+EXPECTED_FAILURES_TESTS = '''
+import pytest
+
+def test_declared_and_failing(target):
+    assert False, "the pipeline breaks this on purpose"
+
+def test_declared_but_passing(target):
+    pass
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_declared_parametrized(target, n):
+    assert n < 0
+
+def test_not_declared(target):
+    pass
+
+def test_same_name_without_target():
+    pass
+'''
+
+
+def test_expected_failed_checks_become_strict_xfails(pytester):
+    declared = {
+        "test_declared_and_failing": "our jitter is never zero",
+        "test_declared_but_passing": "stale declaration",
+        "test_declared_parametrized": "both params fail",
+        "test_typo_in_check_name": "matches nothing",
+        "test_same_name_without_target": "not a property: does not use the target",
+    }
+    spec = _write_toy_target(pytester, "toy_xfail_target", declared)
+    pytester.makepyfile(test_props=EXPECTED_FAILURES_TESTS)
+    result = _run(pytester, "-rfxX", "--mlprop-target", spec)
+    result.assert_outcomes(passed=2, xfailed=3, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*XFAIL*test_declared_and_failing*declared by target: our jitter is never zero*",
+    ])
+    result.stdout.fnmatch_lines(["[[]XPASS(strict)[]] declared by target: stale declaration"])
+    result.stdout.fnmatch_lines(["FAILED*test_declared_but_passing*"])
+    result.stdout.fnmatch_lines([
+        "*mlprop: expected_failed_checks that match no property*",
+        "test_same_name_without_target: declared by the target, but no collected property*",
+        "test_typo_in_check_name: declared by the target, but no collected property*",
+    ])
+    summary = result.stdout.str()
+    assert "test_declared_and_failing: declared by the target" not in summary
+    assert "test_declared_parametrized: declared by the target" not in summary
+
+
+def test_no_unmatched_section_when_every_declaration_matches(pytester):
+    spec = _write_toy_target(pytester, "toy_clean_target",
+                             {"test_declared_and_failing": "on purpose"})
+    pytester.makepyfile(test_props=EXPECTED_FAILURES_TESTS)
+    result = _run(pytester, "--mlprop-target", spec,
+                                "-k", "declared_and_failing or not_declared")
+    result.assert_outcomes(passed=1, xfailed=1, deselected=4)
+    assert "match no property" not in result.stdout.str()
+
+
+def test_runs_without_target_tests_do_not_load_the_target(pytester):
+    """tests/ (no `target` fixture) must not import, or fail on, the configured target."""
+    pytester.makepyfile(toy_exploding_target="raise RuntimeError('imported the target')\n",
+                        test_plain="def test_plain():\n    pass\n")
+    pytester.syspathinsert()
+    result = _run(pytester, "--mlprop-target", "toy_exploding_target:target")
+    result.assert_outcomes(passed=1)
+    assert "toy_exploding_target" not in sys.modules
+    # while a run that does use it stops with a usage error naming the import failure
+    pytester.makepyfile(test_uses_target="def test_it(target):\n    pass\n")
+    result = _run(pytester, "--mlprop-target", "toy_exploding_target:target")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*RuntimeError: imported the target*"])
