@@ -142,3 +142,19 @@ def test_preprocess_rejects_invalid_images_with_a_clear_error(target, data):
             return
         fail("preprocess accepted invalid input", f"an error naming {example.fields[0]} "
              f"({example.description})", "it returned normally")
+
+
+@given(data=st.data())
+def test_preprocess_accepts_every_valid_memory_layout(target, data):
+    """Fortran-ordered, strided, negative-stride and read-only arrays preprocess to the same
+    output as their C-contiguous copy.
+
+    Catches: `torch.from_numpy` on a flipped (negative-stride) array, `.view` on a
+    non-contiguous array, writes that fail on read-only memory."""
+    images, _ = data.draw(gen.valid_data(target.schema, min_batch=1, max_batch=4,
+                                         varied_layout=True), label="images")
+    with reproduction(target, images=np.ascontiguousarray(images),
+                      strides=images.strides, writeable=images.flags.writeable):
+        assert_close(target.preprocess(images), target.preprocess(np.ascontiguousarray(images)),
+                     "preprocess output depends on the memory layout of its input",
+                     atol=1e-6, rtol=1e-5)

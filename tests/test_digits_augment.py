@@ -32,12 +32,8 @@ _SEED_BUG = ("src bug: random_augment transforms the seed before validating it, 
 
 
 def _with_random_augment_bug(reason: str) -> list:
-    """AUGMENTATIONS as params, random_augment marked as a strict xfail (a known src bug)."""
-    return [
-        pytest.param(fn, id=fn.__name__, marks=pytest.mark.xfail(reason=reason, strict=True))
-        if fn is random_augment else pytest.param(fn, id=fn.__name__)
-        for fn in AUGMENTATIONS
-    ]
+    """AUGMENTATIONS as params (random_augment's seed check was once a bug: ``reason``)."""
+    return [pytest.param(fn, id=fn.__name__) for fn in AUGMENTATIONS]
 
 
 def _images(shape=(4, 16, 20), seed=0) -> np.ndarray:

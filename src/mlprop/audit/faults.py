@@ -9,6 +9,7 @@ written against the target contract only, so they apply to any target; the catal
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,20 @@ def nan_on_constant_image(target: Target) -> Target:
         spread = np.asarray(images, np.float64).std(axis=(1, 2)).reshape(-1, 1, 1, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (out * (spread / spread)).astype(np.float32)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_accepts_every_valid_memory_layout")
+def from_numpy_without_copy(target: Target) -> Target:
+    """Wraps the input with ``torch.from_numpy`` (no copy): fails on negative strides."""
+
+    def preprocess(images):
+        if isinstance(images, np.ndarray):
+            with warnings.catch_warnings():  # torch warns about read-only arrays
+                warnings.simplefilter("ignore", UserWarning)
+                images = torch.from_numpy(images).numpy()
+        return target.preprocess(images)
 
     return target.replace(preprocess=preprocess)
 

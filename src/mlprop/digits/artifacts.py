@@ -61,6 +61,9 @@ def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
     An existing package at ``directory`` is replaced only once the new one is complete.
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise PackageIntegrityError(directory, "exists and is not a package directory; "
+                                               "refusing to replace it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in
              model.state_dict().items()}

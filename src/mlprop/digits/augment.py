@@ -27,7 +27,8 @@ def _check_arguments(images: np.ndarray, seed: int, magnitude: float) -> None:
     problems = []
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         problems.append(Violation("seed", "a non-negative int", repr(seed)))
-    if not isinstance(magnitude, int | float) or not 0.0 <= magnitude <= 1.0:
+    if isinstance(magnitude, bool) or not isinstance(
+            magnitude, int | float | np.integer | np.floating) or not 0.0 <= magnitude <= 1.0:
         problems.append(Violation("magnitude", "a float in [0, 1]", repr(magnitude)))
     if problems:
         raise SchemaError(problems)
@@ -43,7 +44,7 @@ def _affine(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     """Warp each image by its 2x3 matrix (normalized coordinates), bilinear, zero padding."""
     if images.shape[0] == 0:
         return images.copy()
-    batch = torch.tensor(images, dtype=torch.float32).unsqueeze(1)
+    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
     theta = torch.tensor(matrices, dtype=torch.float32)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     warped = F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros",
@@ -96,6 +97,8 @@ def noise(images: np.ndarray, *, seed: int, magnitude: float) -> np.ndarray:
 
 def random_augment(images: np.ndarray, *, seed: int, magnitude: float) -> np.ndarray:
     """Apply rotate, shift and scale in turn with seeds derived from ``seed`` (training)."""
+    _check_arguments(images, seed, magnitude)
+    seed = int(seed)  # a NumPy integer would overflow in the arithmetic below
     out = images
     for offset, fn in enumerate((rotate, shift, scale)):
         out = fn(out, seed=(seed * 3 + offset) % (2**63), magnitude=magnitude)

@@ -50,8 +50,13 @@ class Metrics:
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """``C[i, j]`` = number of samples of true class i predicted as class j."""
-    labels = np.asarray(labels, dtype=np.int64)
-    predictions = np.asarray(predictions, dtype=np.int64)
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        kind = np.asarray(values).dtype.kind
+        if kind not in "iu" and np.asarray(values).size:
+            raise ValueError(f"{name} must be integer class indices, got dtype "
+                             f"{np.asarray(values).dtype}")
+    labels = np.asarray(labels).astype(np.int64)
+    predictions = np.asarray(predictions).astype(np.int64)
     if labels.shape != predictions.shape or labels.ndim != 1:
         raise ValueError(f"labels and predictions must be 1-D of equal length, got "
                          f"{labels.shape} and {predictions.shape}")

@@ -32,7 +32,7 @@ def resize(images: np.ndarray, size: int = SIZE) -> np.ndarray:
     count = images.shape[0]
     if count == 0:
         return np.zeros((0, size, size), dtype=np.float32)
-    batch = torch.tensor(images, dtype=torch.float32).unsqueeze(1)
+    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
     if batch.shape[-2:] != (size, size):
         batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
                               antialias=True)

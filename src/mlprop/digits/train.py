@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from mlprop.digits.augment import random_augment
 from mlprop.digits.model import build_model
-from mlprop.digits.preprocess import preprocess
+from mlprop.digits.preprocess import SCHEMA, preprocess
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class TrainConfig:
     augment_magnitude: float = 0.2
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"TrainConfig.{name}: expected an int, got {value!r}")
+        for name in ("learning_rate", "augment_magnitude"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                    value):
+                raise ValueError(f"TrainConfig.{name}: expected a finite number, got {value!r}")
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
@@ -106,12 +116,14 @@ def train(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.nda
           val_labels: np.ndarray, config: TrainConfig = TrainConfig(),
           on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
     """Train a fresh ``build_model(config.seed)``; returns it in eval mode and the history."""
+    SCHEMA.validate(train_images, train_labels)
+    SCHEMA.validate(val_images, val_labels)
     if len(train_images) == 0:
         raise ValueError("train: the training set is empty")
     model = build_model(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    targets = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
+    targets = torch.from_numpy(np.array(train_labels, dtype=np.int64))
     val_inputs = torch.from_numpy(preprocess(val_images))
     shuffler = np.random.default_rng(config.seed)
     result = TrainResult(model)
