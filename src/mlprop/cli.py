@@ -138,7 +138,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
           f"{args.target}", file=sys.stderr)
     results = sweep(target, properties, chosen, progress=lambda r: print(
         f"  {r.fault.name}: caught by {len(r.caught_by)} ({r.seconds:.1f}s)", file=sys.stderr,
-        flush=True))
+        flush=True), max_examples=args.max_examples)
     print(format_matrix(results, properties))
     if args.json:
         report = [{"fault": r.fault.name, "component": r.fault.component,
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fault", action="append", default=[], metavar="NAME",
                         help="only this fault (repeatable)")
     faults.add_argument("--json", type=Path, help="also write the matrix as JSON")
+    faults.add_argument("--max-examples", type=_positive_int, default=None,
+                        help="cap Hypothesis examples per property (a faster, shallower sweep)")
     faults.set_defaults(handler=cmd_faults)
 
     demo = commands.add_parser("demo", help="train the reference model, then run the suite")

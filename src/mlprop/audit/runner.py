@@ -45,18 +45,25 @@ def load_properties(directory: str | Path) -> dict[str, Property]:
     return found
 
 
-def _without_shrinking(prop: Property) -> Property:
+def _without_shrinking(prop: Property, max_examples: int | None) -> Property:
     current = getattr(prop, "_hypothesis_internal_use_settings", None)
     if current is not None:  # Hypothesis keeps a test's settings on this attribute
+        if not hasattr(prop, "_mlprop_original_settings"):
+            prop._mlprop_original_settings = current
+        original = prop._mlprop_original_settings
+        examples = original.max_examples if max_examples is None else min(
+            original.max_examples, max_examples)
         prop._hypothesis_internal_use_settings = settings(
-            current, phases=(Phase.explicit, Phase.generate), database=None,
-            report_multiple_bugs=False, print_blob=False)
+            original, phases=(Phase.explicit, Phase.generate), database=None,
+            report_multiple_bugs=False, print_blob=False, max_examples=examples)
     return prop
 
 
-def run_property(prop: Property, target: Target) -> str | None:
-    """None if ``prop`` holds for ``target``, else the first line of its failure."""
-    prop = _without_shrinking(prop)
+def run_property(prop: Property, target: Target, max_examples: int | None = None) -> str | None:
+    """None if ``prop`` holds for ``target``, else the first line of its failure.
+
+    ``max_examples`` caps the Hypothesis examples (the full sweep trades depth for time)."""
+    prop = _without_shrinking(prop, max_examples)
     takes_augmentation = "augmentation_name" in _parameters(prop)
     calls = ([{"augmentation_name": name} for name in sorted(target.augmentations)]
              if takes_augmentation else [{}])
@@ -91,7 +98,8 @@ class FaultResult:
 
 
 def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
-              only: Iterable[str] | None = None) -> FaultResult:
+              only: Iterable[str] | None = None,
+              max_examples: int | None = None) -> FaultResult:
     """Run the properties (all, or ``only``) against ``fault.inject(target)``."""
     started = time.perf_counter()
     faulty = fault.inject(target)
@@ -99,7 +107,7 @@ def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
     for name in (list(only) if only is not None else list(properties)):
         if name not in properties:
             raise KeyError(f"fault {fault.name!r} names unknown property {name!r}")
-        message = run_property(properties[name], faulty)
+        message = run_property(properties[name], faulty, max_examples)
         if message is None:
             result.missed.append(name)
         else:
@@ -110,11 +118,12 @@ def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
 
 def sweep(target: Target, properties: Mapping[str, Property],
           faults: Iterable[Fault] | None = None,
-          progress: Callable[[FaultResult], None] | None = None) -> list[FaultResult]:
+          progress: Callable[[FaultResult], None] | None = None,
+          max_examples: int | None = None) -> list[FaultResult]:
     """Every fault against every property: the rows of the kill matrix."""
     results = []
     for fault in (faults if faults is not None else CATALOGUE.values()):
-        result = run_fault(fault, target, properties)
+        result = run_fault(fault, target, properties, max_examples=max_examples)
         results.append(result)
         if progress is not None:
             progress(result)
