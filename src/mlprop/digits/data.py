@@ -78,7 +78,8 @@ class DatasetError(MlpropError, ValueError):
 
 
 class LeakageError(DatasetError):
-    """The same image is in two parts of a split; ``leaks`` lists every occurrence."""
+    """The same image is in two parts of a split; ``leaks`` pairs every occurrence in a later
+    part with the first occurrence in each earlier part."""
 
     def __init__(self, leaks: list[Leak], *, shown: int = 5) -> None:
         self.leaks = list(leaks)
@@ -519,8 +520,10 @@ def stratified_split(
 
     Each class is permuted by ``np.random.default_rng(seed)`` (classes in sorted order)
     and cut by its rounded shares. Invariants: parts are disjoint and cover every index
-    exactly once; each class keeps its proportions (within one sample), with at least one
-    member in every part whose fraction is > 0 when it has >= 3 members; same seed, same
+    exactly once; val and test keep each class's share within one sample, train holds the
+    rest (at least one member; within one sample unless a share below 0.5 was raised to one
+    member), with at least one member in every part whose fraction is > 0 when a class has
+    >= 3 members; same seed, same
     split. Prevents test leakage, a class missing from validation, and irreproducible
     metrics.
     """
