@@ -7,6 +7,7 @@ stderr).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -16,6 +17,15 @@ from pathlib import Path
 from mlprop.errors import MlpropError, SchemaError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+COMMAND_MODULES = (
+    "mlprop.explain_command",
+    "mlprop.audit.mutation_command",
+    "mlprop.bench_command",
+    "mlprop.monitor.command",
+)
+"""Modules that add subcommands: each has ``register(subparsers)``; handlers return an exit
+code and may raise :class:`UsageError`."""
 
 
 class UsageError(Exception):
@@ -203,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train the reference model, then run the suite")
     add_train_options(demo)
     demo.set_defaults(handler=cmd_demo)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # that feature is not installed in this checkout
+            raise
+        module.register(commands)
     return parser
 
 
