@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:
+            if exc.name and (module_name + ".").startswith(exc.name + "."):
                 continue  # that feature is not installed in this checkout
             raise
         module.register(commands)
