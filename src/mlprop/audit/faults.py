@@ -458,3 +458,198 @@ def transposed_at_serve(target: Target) -> Target:
     """Train/serve skew: the serving path transposes each image (H and W swapped)."""
     return target.replace(predict=lambda images: target.predict(
         np.ascontiguousarray(np.swapaxes(images, 1, 2)) if np.ndim(images) == 3 else images))
+
+
+# --- trained-model relations and attributions (issue: metamorphic + SHAP) ---------------
+
+
+@fault("augment", "test_label_preserving_augmentation_keeps_confident_predictions")
+def flip_declared_label_preserving(target: Target) -> Target:
+    """Adds a random horizontal flip (as for natural images) declared label-preserving: a
+    flipped 2, 3, 4, 7 or 9 is no longer that digit."""
+
+    def flip(images, *, seed, magnitude):
+        images = np.asarray(images)
+        if magnitude == 0:
+            return images.copy()
+        chosen = np.random.default_rng(seed).random(len(images)) < 0.5
+        out = images.copy()
+        out[chosen] = out[chosen][:, :, ::-1]
+        return out
+
+    return target.replace(augmentations={**target.augmentations,
+                                         "flip": Augmentation(fn=flip, label_preserving=True)})
+
+
+@fault("predict", "test_predictions_are_invariant_to_batch_order")
+def rows_sorted_by_confidence(target: Target) -> Target:
+    """Returns the rows sorted by confidence (a ranking step leaks into the serving API)."""
+
+    def predict(images):
+        probabilities = as_numpy(target.predict(images))
+        return probabilities[np.argsort(-probabilities.max(axis=1), kind="stable")]
+
+    return target.replace(predict=predict)
+
+
+@fault("predict", "test_duplicated_image_gets_identical_rows")
+def deduplicated_without_inverse(target: Target) -> Target:
+    """De-duplicates the batch with ``np.unique`` to save work and forgets to scatter the
+    results back: duplicates lose their rows."""
+
+    def predict(images):
+        images = np.asarray(images)
+        if len(images) == 0:
+            return as_numpy(target.predict(images))
+        unique = np.unique(images.reshape(len(images), -1), axis=0)
+        return as_numpy(target.predict(unique.reshape(-1, *images.shape[1:])))
+
+    return target.replace(predict=predict)
+
+
+@fault("predict", "test_confidence_does_not_rise_as_the_digit_is_erased")
+def logits_divided_by_brightness(target: Target) -> Target:
+    """Divides the logits by the image's mean brightness (a normalisation applied to the
+    wrong tensor): the less ink, the more confident the prediction."""
+
+    def predict(images):
+        probabilities = as_numpy(target.predict(images)).astype(np.float64)
+        array = np.asarray(images, dtype=np.float64)
+        if not len(probabilities) or array.ndim != 3:
+            return probabilities.astype(np.float32)
+        brightness = np.maximum(array.mean(axis=(1, 2)) / 255.0, 0.02)[:, None]
+        logits = np.log(np.maximum(probabilities, 1e-12)) * (0.2 / brightness)
+        logits -= logits.max(axis=1, keepdims=True)
+        scaled = np.exp(logits)
+        return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    return target.replace(predict=predict)
+
+
+class _CustomReLU(nn.Module):
+    """An activation written as a custom module calling F.relu (DeepExplainer has no rule)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.relu(x)
+
+
+def _swap_relus(model: nn.Module, make: Callable[[], nn.Module]) -> nn.Module:
+    for name, child in model.named_children():
+        if isinstance(child, nn.ReLU):
+            setattr(model, name, make())
+        else:
+            _swap_relus(child, make)
+    return model
+
+
+@fault("model", "test_attributions_are_complete")
+def functional_activation(target: Target) -> Target:
+    """Replaces every nn.ReLU of the trained model by a custom module calling F.relu:
+    predictions are unchanged, SHAP's DeepExplainer silently loses additivity."""
+    return target.replace(trained_model=lambda: _swap_relus(target.trained_model(),
+                                                            _CustomReLU))
+
+
+@fault("model", "test_attributions_are_complete")
+def inplace_activation(target: Target) -> Target:
+    """Uses nn.ReLU(inplace=True) in the trained model: DeepExplainer cannot run."""
+    return target.replace(trained_model=lambda: _swap_relus(target.trained_model(),
+                                                            lambda: nn.ReLU(inplace=True)))
+
+
+class _Shattered(nn.Module):
+    """Adds the same high-frequency term to every logit: predictions are unchanged, but the
+    term's attributions flip with imperceptible input changes.
+
+    Per input feature, ``steps`` unit steps (each ReLU(a(x - t)) - ReLU(a(x - t) - 1)) with
+    alternating signs make a square wave of the feature's value; a fixed random mix of the
+    waves is added to every logit."""
+
+    def __init__(self, inner: nn.Module, features: int, low: float, high: float,
+                 scale: float, steps: int = 128) -> None:
+        super().__init__()
+        self.inner = inner
+        thresholds = torch.linspace(low, high, steps)
+        sharpness = 1e4
+        self.ramps = nn.Linear(1, 2 * steps)
+        self.act = nn.ReLU()
+        self.combine = nn.Linear(2 * steps, 1, bias=False)
+        self.flatten = nn.Flatten()
+        self.mix = nn.Linear(features, 1, bias=False)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            self.ramps.weight.fill_(sharpness)
+            self.ramps.bias[0::2] = -sharpness * thresholds
+            self.ramps.bias[1::2] = -sharpness * thresholds - 1.0
+            signs = torch.ones(steps)
+            signs[1::2] = -1
+            weights = torch.stack([signs, -signs], dim=1).reshape(1, -1)
+            self.combine.weight.copy_(weights * scale)
+            self.mix.weight.copy_(torch.randn(1, features, generator=generator))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = self.flatten(x)
+        wave = self.combine(self.act(self.ramps(flat.unsqueeze(-1)))).squeeze(-1)
+        return self.inner(x) + self.mix(wave)
+
+
+@fault("model", "test_attributions_are_stable_under_small_perturbations")
+def shattered_attributions(target: Target) -> Target:
+    """Adds a class-independent high-frequency term to the trained model's logits:
+    predictions are unchanged, attributions are dominated by noise that flips under
+    perturbations a person cannot see."""
+    features = int(np.prod(target.input_shape))
+    low, high = target.input_range
+    return target.replace(trained_model=lambda: _Shattered(target.trained_model(), features,
+                                                           low, high, scale=1.0).eval())
+
+
+class _Saturated(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.squash = nn.Tanh()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 20.0 * self.squash(2.0 * self.inner(x))
+
+
+@fault("model", "test_removing_top_attributed_features_hurts_more_than_random")
+def saturated_logits(target: Target) -> Target:
+    """Squashes the explained model's logits with a high-gain tanh (20 tanh(2z)): the
+    predicted class is unchanged, but its score is saturated, so no feature visibly matters
+    and the attributions stop predicting what removing a feature does."""
+    return target.replace(trained_model=lambda: _Saturated(target.trained_model()).eval())
+
+
+class _PrivateNoise(nn.Module):
+    """Multiplies the logits by noise from the module's own generator (MC dropout left on,
+    with a private generator that no global seed controls)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.generator = torch.Generator().manual_seed(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out * (1.0 + 0.2 * torch.randn(out.shape, generator=self.generator))
+
+
+@fault("model", "test_attributions_are_deterministic_and_leave_global_rng_alone",
+       "test_attributions_are_batch_independent")
+def private_noise_in_explained_model(target: Target) -> Target:
+    """The explained model draws noise from a private generator on every forward pass (MC
+    dropout left on): two explanations of one image differ."""
+    return target.replace(trained_model=lambda: _PrivateNoise(target.trained_model()).eval())
+
+
+@fault("model", "test_mean_attribution_maps_agree_across_disjoint_subsets")
+def batch_statistics_in_explained_model(target: Target) -> Target:
+    """The explained model centres its logits by the batch mean (a normalisation that uses
+    batch statistics even in eval mode). SHAP explains each image together with its
+    background batch, so the attributions describe the batch, not the image: importance
+    maps stop agreeing across subsets."""
+    return target.replace(trained_model=lambda: _Wrapped(
+        target.trained_model(), lambda logits, x: logits - logits.mean(dim=0, keepdim=True)
+    ).eval())

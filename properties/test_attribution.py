@@ -1,0 +1,212 @@
+"""SHAP-attribution properties of ``target.trained_model()`` on ``target.holdout()`` images.
+
+Attributions come from :func:`mlprop.attribution.explain` (DeepExplainer, one class logit at a
+time, background drawn from the holdout with a Hypothesis-chosen seed). Thresholds can be
+overridden per target with ``Target(thresholds={...})`` under the names in ``DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+
+import strategies as gen
+from mlprop.attribution import explain, max_sensitivity, top_k_overlap
+from mlprop.checks import as_tensor, assert_close, fail, reproduction
+
+DEFAULTS = {
+    "attribution_completeness_rtol": 1e-3,  # |sum(phi) - (f(x) - E f(bg))| / scale
+    "attribution_radius": 8.0,  # L-inf radius of the raw-pixel perturbation, grey levels
+    "attribution_max_sensitivity": 0.5,  # median relative max-sensitivity (Yeh et al.)
+    "attribution_top_k_overlap": 0.6,  # mean top-k overlap under perturbation
+    "attribution_top_k_fraction": 0.05,  # k as a fraction of the input features
+    "attribution_subset_correlation": 0.5,  # Pearson r of mean |phi| maps, two subsets
+    "attribution_faithfulness_margin": 0.05,  # top-k drop must beat random by this share
+                                              # of the mean |f(x) - E f(background)|
+}
+BACKGROUND = 16
+SHAP_SETTINGS = settings(max_examples=3)
+
+
+def _threshold(target, name: str) -> float:
+    return target.threshold(name, DEFAULTS[name])
+
+
+def _holdout_images(target) -> np.ndarray:
+    images, _ = target.holdout()
+    return images
+
+
+def _pick(images: np.ndarray, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` images and a disjoint background of ``BACKGROUND`` images, by ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    return images[order[:count]], images[order[count:count + BACKGROUND]]
+
+
+def _prep(target, images: np.ndarray) -> torch.Tensor:
+    return as_tensor(target.preprocess(images))
+
+
+@SHAP_SETTINGS
+@given(seed=gen.seeds())
+def test_attributions_are_complete(target, seed):
+    """Attributions of each input sum to f(x) - E[f(background)] (SHAP's efficiency axiom),
+    within a tolerance relative to the output's scale.
+
+    Catches: activations DeepExplainer cannot see (functional, custom or in-place modules,
+    reused instances): the explanation silently stops describing the model."""
+    chosen, background = _pick(_holdout_images(target), seed, 4)
+    with reproduction(target, seed=seed, images=chosen):
+        model = target.trained_model()
+        result = explain(model, _prep(target, chosen), _prep(target, background))
+        scale = np.maximum(np.abs(result.outputs - result.baseline), 1.0)
+        relative = result.completeness_gap() / scale
+        limit = _threshold(target, "attribution_completeness_rtol")
+        if relative.max() > limit:
+            fail("attributions do not add up to f(x) - E[f(background)]",
+                 f"relative gap <= {limit}", f"{relative.max():.3g} (input "
+                 f"{int(relative.argmax())})")
+
+
+@SHAP_SETTINGS
+@given(seed=gen.seeds())
+def test_attributions_are_deterministic_and_leave_global_rng_alone(target, seed):
+    """Explaining twice with the same background gives identical attributions, and the
+    global NumPy and torch random states are unchanged by explaining.
+
+    Catches: explainers that reseed or draw from global RNGs (GradientExplainer's rseed),
+    models with randomness left on in eval mode."""
+    chosen, background = _pick(_holdout_images(target), seed, 2)
+    with reproduction(target, seed=seed, images=chosen):
+        model = target.trained_model()
+        numpy_before, torch_before = np.random.get_state()[1].copy(), torch.get_rng_state()
+        first = explain(model, _prep(target, chosen), _prep(target, background))
+        second = explain(model, _prep(target, chosen), _prep(target, background))
+        assert_close(second.values, first.values, "attributions differ between two runs")
+        if not (np.array_equal(np.random.get_state()[1], numpy_before)
+                and torch.equal(torch.get_rng_state(), torch_before)):
+            fail("explaining changed the global random state", "unchanged", "changed")
+
+
+def _perturb(images: np.ndarray, radius: float, seed: int, copies: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    step = int(radius)
+    noise = rng.integers(-step, step + 1, size=(copies, *images.shape))
+    return np.clip(images[None].astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+@SHAP_SETTINGS
+@given(seed=gen.seeds())
+def test_attributions_are_stable_under_small_perturbations(target, seed):
+    """Under a raw-pixel perturbation of L-inf radius r, the median relative max-sensitivity
+    stays below its threshold and the mean top-k overlap above its threshold.
+
+    Catches: explanations that flip with imperceptible noise (shattered gradients,
+    high-frequency components), which no one can act on."""
+    chosen, background = _pick(_holdout_images(target), seed, 3)
+    radius = _threshold(target, "attribution_radius")
+    with reproduction(target, seed=seed, images=chosen, radius=radius):
+        model, bg = target.trained_model(), _prep(target, background)
+        reference = explain(model, _prep(target, chosen), bg)
+        copies = _perturb(chosen, radius, seed, 3)
+        features = int(np.prod(reference.values.shape[1:]))
+        k = max(1, int(features * _threshold(target, "attribution_top_k_fraction")))
+        sensitivities, overlaps = [], []
+        for index in range(len(chosen)):
+            perturbed = explain(model, _prep(target, copies[:, index]), bg,
+                                classes=[reference.classes[index]] * len(copies)).values
+            sensitivities.append(max_sensitivity(reference.values[index], list(perturbed)))
+            overlaps.extend(top_k_overlap(reference.values[index], p, k) for p in perturbed)
+        median, overlap = float(np.median(sensitivities)), float(np.mean(overlaps))
+        if median > _threshold(target, "attribution_max_sensitivity"):
+            fail("attributions are unstable under small perturbations",
+                 f"median max-sensitivity <= {_threshold(target, 'attribution_max_sensitivity')}",
+                 f"{median:.3f} (radius {radius})")
+        if overlap < _threshold(target, "attribution_top_k_overlap"):
+            fail("top-k attributed features change under small perturbations",
+                 f"mean top-{k} overlap >= {_threshold(target, 'attribution_top_k_overlap')}",
+                 f"{overlap:.3f} (radius {radius})")
+
+
+@SHAP_SETTINGS
+@given(seed=gen.seeds())
+def test_removing_top_attributed_features_hurts_more_than_random(target, seed):
+    """Replacing the k most-attributed input features by their background mean (the reference
+    SHAP values are relative to) lowers the class logit more, on average, than replacing k
+    random features.
+
+    Catches: attributions that do not point at what the model uses (an explained model
+    that is not the served one, saturated outputs that hide every feature)."""
+    chosen, background = _pick(_holdout_images(target), seed, 4)
+    with reproduction(target, seed=seed, images=chosen):
+        model, inputs, bg = target.trained_model().eval(), _prep(target, chosen), _prep(
+            target, background)
+        result = explain(model, inputs, bg)
+        blank = bg.mean(dim=0).reshape(-1)  # the reference the attributions are relative to
+        flat = inputs.reshape(len(inputs), -1)
+        k = max(1, int(flat.shape[1] * _threshold(target, "attribution_top_k_fraction")))
+        rng = np.random.default_rng(seed)
+        top_drops, random_drops = [], []
+        with torch.no_grad():
+            for index, cls in enumerate(result.classes):
+                def drop(features, index=index, cls=cls):
+                    edited = flat[index].clone()
+                    edited[features] = blank[features]
+                    changed = model(edited.reshape(1, *inputs.shape[1:]))[0, cls]
+                    return float(result.outputs[index] - changed)
+
+                top = np.argsort(-result.values[index].reshape(-1), kind="stable")[:k]
+                top_drops.append(drop(torch.from_numpy(top.copy())))
+                random_drops.extend(drop(torch.from_numpy(rng.choice(flat.shape[1], k,
+                                                                     replace=False)))
+                                    for _ in range(3))
+        margin = _threshold(target, "attribution_faithfulness_margin") * float(
+            np.mean(np.abs(result.outputs - result.baseline)))
+        if not np.mean(top_drops) > np.mean(random_drops) + margin:
+            fail("removing the top-attributed features hurts no more than random ones",
+                 f"mean logit drop (top {k}) > mean drop (random {k}) "
+                 f"{np.mean(random_drops):.3f} + margin {margin:.3f}",
+                 f"{np.mean(top_drops):.3f}")
+
+
+@SHAP_SETTINGS
+@given(seed=gen.seeds())
+def test_attributions_are_batch_independent(target, seed):
+    """An image's attributions do not depend on the other images explained with it.
+
+    Catches: batch statistics in the explained model (BatchNorm in train mode), explainers
+    fed the batch as background."""
+    chosen, background = _pick(_holdout_images(target), seed, 3)
+    with reproduction(target, seed=seed, images=chosen):
+        model, bg = target.trained_model(), _prep(target, background)
+        batch = explain(model, _prep(target, chosen), bg)
+        alone = explain(model, _prep(target, chosen[:1]), bg)
+        scale = float(np.abs(batch.values[0]).max()) or 1.0
+        assert_close(alone.values[0], batch.values[0], "attributions of image 0 change with "
+                     "the batch it is explained in", atol=1e-5 * scale, rtol=1e-4)
+
+
+@settings(max_examples=2)
+@given(seed=gen.seeds())
+def test_mean_attribution_maps_agree_across_disjoint_subsets(target, seed):
+    """Global importance (mean |SHAP| per input feature) from two disjoint holdout subsets
+    correlates above the threshold: feature importance is consistent across the data.
+
+    Catches: a model (or explanation) driven by artefacts of particular samples rather
+    than stable features; unstable explanations averaged over many images."""
+    images = _holdout_images(target)
+    order = np.random.default_rng(seed).permutation(len(images))
+    size = min(8, (len(images) - BACKGROUND) // 2)
+    background = images[order[:BACKGROUND]]
+    first = images[order[BACKGROUND:BACKGROUND + size]]
+    second = images[order[BACKGROUND + size:BACKGROUND + 2 * size]]
+    with reproduction(target, seed=seed, subset_size=size):
+        model, bg = target.trained_model(), _prep(target, background)
+        maps = [np.abs(explain(model, _prep(target, part), bg).values).mean(axis=0).ravel()
+                for part in (first, second)]
+        correlation = float(np.corrcoef(maps[0], maps[1])[0, 1])
+        limit = _threshold(target, "attribution_subset_correlation")
+        if not correlation >= limit:
+            fail("mean |SHAP| maps of two disjoint subsets disagree",
+                 f"Pearson r >= {limit}", f"{correlation:.3f}")
