@@ -130,7 +130,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("augmentation_name", names)
 
 
+def group_by_module(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place so each test module's items are contiguous.
+
+    Modules keep the order of their first item, items keep their order inside a module.
+    mutmut passes a mutant's covering tests fastest first, interleaving modules; without
+    this a module-scoped fixture (a trained model) is built again every time its module
+    comes back."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::", 1)[0], index)
+    items.sort(key=lambda item: first[item.nodeid.split("::", 1)[0]])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        group_by_module(items)
     using_target = [item for item in items if "target" in getattr(item, "fixturenames", ())]
     if not using_target:
         return
