@@ -57,6 +57,7 @@ def files(tmp_path_factory):
     np.save(root / "ref-labels.npy", labels[:800])
     (root / "cur-labels.txt").write_text("\n".join(str(v) for v in labels[800:1600]) + "\n")
     np.save(root / "big.npy", np.zeros((5, 28, 28), np.uint8))
+    np.save(root / "float.npy", np.zeros((5, 8, 8), np.float32))
     # fairness: 40 samples, two groups; "fair" predictions equal labels, "unfair" always 1 in b
     fair_labels = np.tile([0, 1], 20)
     groups = np.array(["a"] * 20 + ["b"] * 20)
@@ -132,6 +133,8 @@ def test_drift_file_against_builtin_digits(files):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--reference", "nope.npy", "--current", "digits"], "--reference: no such file: nope.npy"),
+    (["--reference", "digits", "--current", "{float}", "--shift", "noise:0.1"],
+     "--current ({float}): expected uint8 images (N, H, W) in 0..255, got float32"),
     (["--reference", "digits", "--current", "{big}"], "--current ({big}): expected images of "
      "the reference's size 8x8, got 28x28"),
     (["--reference", "{ref}", "--current", "{cur}", "--reference-labels", "{short}",
@@ -146,7 +149,7 @@ def test_drift_file_against_builtin_digits(files):
 def test_drift_bad_input_is_one_line_naming_the_flag(files, argv, expected):
     names = {"big": files / "big.npy", "ref": files / "ref.npy", "cur": files / "cur.npy",
              "short": files / "short.npy", "ref_labels": files / "ref-labels.npy",
-             "objects": files / "objects.npy"}
+             "objects": files / "objects.npy", "float": files / "float.npy"}
     argv = [arg.format(**names) for arg in argv]
     line = one_line_error(run_main(["drift", *argv]), "drift")
     assert expected.format(**names) in line

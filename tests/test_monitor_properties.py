@@ -99,14 +99,30 @@ def test_drift_false_alarm_rate_is_at_most_alpha_on_generated_images(pool, seed)
 def test_drift_detects_a_shift_of_stated_size(holdout_images, shift, seed):
     """Half the holdout against the other half corrupted by brightness +0.05 (13 gray
     levels), Gaussian noise of sd 0.05, a 5 degree rotation or 20% less contrast: drift is
-    found in every one of several splits. Catches a detector that never fires (an
-    over-strict correction, a statistic that ignores the feature, inverted verdicts)."""
+    found in every one of several splits, and the rows flagged are exactly those whose
+    adjusted p-value is below alpha. Catches a detector that never fires (an over-strict
+    correction, a statistic that ignores the feature) and inverted verdicts."""
     rng = np.random.default_rng(seed)
     for trial in range(SHIFT_TRIALS):
         reference, current = _halves(holdout_images, rng)
         report = drift_report(reference, apply_shift(current, shift, seed=seed + trial))
         assert report.drifted, f"{shift} not detected (seed={seed}, trial {trial}):\n" \
                                f"{report.format()}"
+        assert report.drifted_names == [
+            row.name for row in report.rows if row.p_adjusted < report.config.alpha]
+
+
+@given(batch=gen.images(SCHEMA, min_batch=1, max_batch=12), data=st.data())
+def test_image_features_are_per_image_and_in_the_unit_range(batch, data):
+    """Each image's features depend on that image only (bit for bit, wherever it sits in
+    the batch) and lie in [0, 1]. Catches features normalised by batch statistics (a
+    shift of the whole batch would vanish) and float sums whose rounding depends on the
+    image's position."""
+    features = image_features(batch)
+    assert features.shape == (len(batch), len(FEATURE_NAMES))
+    assert np.all((features >= 0) & (features <= 1)), features
+    i = data.draw(st.integers(0, len(batch) - 1))
+    assert np.array_equal(image_features(batch[i: i + 1])[0], features[i])
 
 
 @st.composite

@@ -152,8 +152,6 @@ def _batches(args: argparse.Namespace) -> dict[str, Any]:
         out.setdefault(name, labels)
     if len(builtin_labels) == 1 and ("reference_labels" in out) != ("current_labels" in out):
         out.pop(next(iter(builtin_labels)))
-    for shift in args.shift:
-        out["current"] = apply_shift(out["current"], shift, seed=args.seed)
     return out
 
 
@@ -175,6 +173,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         "reference", "current", "reference_labels", "current_labels",
         "reference_predictions", "current_predictions") if getattr(args, name) is not None}
     try:
+        for shift in args.shift:
+            batches["current"] = apply_shift(batches["current"], shift, seed=args.seed,
+                                             field="current")
         report = drift_report(config=config, **batches)
     except MonitorInputError as exc:
         raise _flag_error(exc, sources) from None

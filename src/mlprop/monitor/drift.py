@@ -249,7 +249,7 @@ def drift_report(
         FeatureDrift(
             name=t.name, test=t.test, statistic=t.statistic, p_value=t.p_value,
             p_adjusted=float(q), psi=t.psi,
-            drifted=bool(q > config.alpha and (config.psi_threshold is None
+            drifted=bool(q < config.alpha and (config.psi_threshold is None
                                                or t.psi >= config.psi_threshold)),
             detail=t.detail,
         )

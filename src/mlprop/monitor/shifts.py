@@ -104,11 +104,15 @@ def parse_shift(text: str) -> Shift:
     return Shift(name.strip(), value)
 
 
-def apply_shift(images: np.ndarray, shift: Shift | str, *, seed: int = 0) -> np.ndarray:
-    """``images`` corrupted by ``shift`` (a :class:`Shift` or ``"NAME:SIZE"``); a new array."""
+def apply_shift(images: np.ndarray, shift: Shift | str, *, seed: int = 0,
+                field: str = "images") -> np.ndarray:
+    """``images`` corrupted by ``shift`` (a :class:`Shift` or ``"NAME:SIZE"``); a new array.
+
+    Bad images raise :class:`~mlprop.monitor.inputs.MonitorInputError` naming ``field``.
+    """
     if not isinstance(shift, Shift):
         shift = parse_shift(shift)
-    images = check_images(images, "images")
+    images = check_images(images, field)
     if shift.size == 0:
         return images.copy()
     return SHIFTS[shift.name](images, float(shift.size), seed)
