@@ -237,4 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, not this __main__ copy: the subcommand modules raise
+    # mlprop.cli.UsageError, which is a different class from __main__.UsageError
+    from mlprop.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -82,8 +82,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "[tool.mlprop] target, then mlprop.digits:target)")
 
 
+def mutmut_import_problem(cwd: Path, package_file: str | None = None) -> str | None:
+    """Why this run would test the wrong code, or None.
+
+    Under mutmut (run from its ``mutants/`` copy) ``mlprop`` must be imported from
+    ``mutants/src``: an installed or editable copy found first would run the unmutated code
+    and every mutant would look like a survivor."""
+    mutated = cwd / "src" / "mlprop"
+    if cwd.name != "mutants" or not mutated.is_dir():
+        return None
+    if package_file is None:
+        import mlprop
+
+        package_file = mlprop.__file__
+    where = Path(package_file).resolve()
+    if mutated.resolve() in where.parents:
+        return None
+    return (f"mlprop: under mutmut the package must come from {mutated}, but it was imported "
+            f"from {where.parent} (an installed copy shadows mutants/src: check PYTHONPATH)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("MUTANT_UNDER_TEST"):
+        problem = mutmut_import_problem(Path.cwd())
+        if problem:
+            raise pytest.UsageError(problem)
         try:  # forked mutmut children deadlock in GNU OpenMP after multi-threaded ops
             import torch
 

@@ -1,0 +1,543 @@
+"""The mutation audit: mutmut over the configured sources, then the ML-fault mutants.
+
+:func:`run_audit` is what ``mlprop audit`` runs:
+
+1. mutmut 3 (``[tool.mutmut]`` in pyproject.toml) in a subprocess, with the model cache
+   and Hypothesis profile pinned (see :func:`audit_environment`); progress goes to stderr.
+   mutmut itself re-tests only mutants of changed functions, and when nothing that mutmut
+   reads has changed since the last complete run the audit does not start it at all (its
+   clean-test run alone costs a whole suite run).
+2. the per-file ``.meta`` results, with the reviewed equivalent-mutant list applied
+   (:mod:`mlprop.audit.report`), and the diff of every undetected mutant;
+3. with ``ml_mutants=True``, the libcst ML-fault mutants (:mod:`mlprop.audit.ml_mutants`),
+   each against the tests mutmut found covering its function
+   (:mod:`mlprop.audit.ml_runner`); the tests that killed them are re-run unmutated to
+   rule out a flaky kill; verdicts are cached until any input changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlprop.audit import report as rep
+
+EQUIVALENTS_FILE = Path(__file__).with_name("equivalent_mutants.toml")
+STATE_FILE = "mlprop-audit-state.json"
+ML_RESULTS_FILE = "mlprop-ml-mutants.json"
+CACHE_DIR = "mlprop-cache"
+Progress = Callable[[str], None]
+
+
+class AuditError(Exception):
+    """The audit could not run (no config, mutmut missing or failing); exit 2."""
+
+
+@dataclass(frozen=True)
+class MutmutConfig:
+    """The parts of ``[tool.mutmut]`` the audit needs."""
+
+    source_paths: tuple[str, ...]
+    only_mutate: tuple[str, ...] = ()
+    do_not_mutate: tuple[str, ...] = ()
+    also_copy: tuple[str, ...] = ()
+    pytest_add_cli_args: tuple[str, ...] = ()
+    target: str = "mlprop.digits:target"
+
+    def should_mutate(self, path: str) -> bool:
+        """mutmut's rule (configuration.Config.should_mutate) for a relative ``.py`` path."""
+        if not path.endswith(".py"):
+            return False
+        if self.only_mutate and not any(fnmatch.fnmatch(path, p) for p in self.only_mutate):
+            return False
+        return not any(fnmatch.fnmatch(path, p) for p in self.do_not_mutate)
+
+    def mutated_files(self, root: Path) -> list[str]:
+        found = []
+        for source in self.source_paths:
+            base = root / source
+            paths = [base] if base.is_file() else sorted(base.rglob("*.py"))
+            found += [p.relative_to(root).as_posix() for p in paths]
+        return sorted(p for p in set(found) if self.should_mutate(p))
+
+
+def load_config(root: Path) -> MutmutConfig:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise AuditError(f"no pyproject.toml in {root}: run mlprop audit from the project root")
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    section = data.get("tool", {}).get("mutmut")
+    if not section:
+        raise AuditError(f"{pyproject} has no [tool.mutmut] section (see README, "
+                         "'Mutation audit')")
+    sources = section.get("source_paths") or section.get("paths_to_mutate")
+    if not sources:
+        raise AuditError(f"{pyproject}: [tool.mutmut] needs source_paths")
+    target = data.get("tool", {}).get("mlprop", {}).get("target", "mlprop.digits:target")
+    return MutmutConfig(
+        source_paths=tuple(sources), only_mutate=tuple(section.get("only_mutate", ())),
+        do_not_mutate=tuple(section.get("do_not_mutate", ())),
+        also_copy=tuple(section.get("also_copy", ())),
+        pytest_add_cli_args=tuple(section.get("pytest_add_cli_args", ())), target=target)
+
+
+def audit_environment(root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every test run of the audit.
+
+    The model cache lives in ``mutants/`` (a mutant can never write into the user's cache,
+    and a fresh audit starts from an empty one), and the ``mutmut`` Hypothesis profile is
+    forced even where CI sets another."""
+    env = dict(os.environ if base is None else base)
+    cache = root / "mutants" / CACHE_DIR
+    env["MLPROP_CACHE_DIR"] = str(cache)
+    env["XDG_CACHE_HOME"] = str(cache / "xdg")
+    env["HYPOTHESIS_PROFILE"] = "mutmut"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _walk_files(root: Path, entries: Iterable[str]) -> Iterable[Path]:
+    for entry in entries:
+        path = root / entry
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and "__pycache__" not in child.parts and (
+                        child.suffix not in {".pyc", ".meta"}):
+                    yield child
+
+
+def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()) -> str:
+    """A hash of everything a mutmut verdict depends on (sources, tests, config, versions),
+    leaving out the files in ``exclude`` (relative paths)."""
+    digest = hashlib.sha256()
+    entries = [*config.source_paths, *config.also_copy, "tests", "test", "pyproject.toml",
+               "setup.cfg"]
+    skipped = {root / path for path in exclude}
+    for path in _walk_files(root, dict.fromkeys(entries)):
+        if path in skipped:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for package in ("mutmut", "torch", "numpy", "hypothesis", "pytest"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(f"{package}={importlib.metadata.version(package)}".encode())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- mutmut
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+)\s+\S+\s+(\d+)")
+
+
+@dataclass
+class MutmutRun:
+    skipped: bool
+    seconds: float
+    tested: int
+    output_tail: str = ""
+
+
+def _snapshot(outcomes: Sequence[rep.MutantOutcome]) -> dict[str, tuple]:
+    return {o.name: (o.exit_code, o.seconds) for o in outcomes}
+
+
+def mutmut_command(max_children: int | None) -> list[str]:
+    """``mutmut run`` through this interpreter (no reliance on a console script on PATH)."""
+    command = [sys.executable, "-c",
+               "import sys; from mutmut.__main__ import cli; sys.exit(cli())", "run"]
+    if max_children is not None:
+        command += ["--max-children", str(max_children)]
+    return command
+
+
+def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
+               progress: Progress, env: Mapping[str, str]) -> MutmutRun:
+    """Run mutmut unless nothing changed since the last complete run."""
+    state_path = root / "mutants" / STATE_FILE
+    files = config.mutated_files(root)
+    before = rep.read_mutmut_results(root, files)
+    current = fingerprint(root, config)
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        state = {}
+    unchecked = sum(o.status == "not checked" for o in before)
+    if state.get("fingerprint") == current and before and not unchecked:
+        progress("mutmut: nothing changed since the last complete run; reusing its results")
+        return MutmutRun(skipped=True, seconds=0.0, tested=0)
+    start = time.monotonic()
+    tail: deque[str] = deque(maxlen=400)
+    last_report = [0.0, ""]
+
+    latest: list[tuple[str, ...] | None] = [None]
+
+    def show(text: str, *, force: bool = False) -> None:
+        for line in text.splitlines():
+            match = _PROGRESS.search(line)
+            if match:
+                latest[0] = match.groups()
+                continue
+            line = line.strip(" \r⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+            if line and line != last_report[1] and (line.startswith(
+                    ("done", "Running", "Generating", "Found", "Stopping", "Failed", "failed"))
+                    or "mutations/second" in line):
+                last_report[1] = line
+                progress(f"mutmut: {line}")
+        now = time.monotonic()
+        if latest[0] and (force or now - last_report[0] >= 10):
+            done, total, killed = latest[0]
+            progress(f"mutmut: {done}/{total} mutants tested ({killed} killed, "
+                     f"{now - start:.0f} s)")
+            last_report[0] = now
+            latest[0] = None
+
+    process = subprocess.Popen(mutmut_command(max_children), cwd=root, env=dict(env),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        buffer = b""
+        while chunk := process.stdout.read1(4096) if hasattr(process.stdout, "read1") else (
+                process.stdout.read(4096)):
+            buffer += chunk
+            *complete, buffer = re.split(rb"[\r\n]", buffer)
+            text = b"\n".join(complete).decode("utf-8", "replace")
+            if text.strip():
+                tail.extend(t for t in text.splitlines() if t.strip())
+                show(text)
+        show(buffer.decode("utf-8", "replace"), force=True)
+        process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+        raise
+    seconds = time.monotonic() - start
+    if process.returncode != 0:
+        raise AuditError(f"mutmut run failed (exit code {process.returncode}):\n"
+                         + "\n".join(_failure_summary(list(tail))))
+    after = rep.read_mutmut_results(root, files)
+    old = _snapshot(before)
+    tested = sum(1 for name, value in _snapshot(after).items()
+                 if value[0] is not None and old.get(name) != value)
+    if not any(o.status == "not checked" for o in after):
+        state_path.write_text(json.dumps({"fingerprint": current}), encoding="utf-8")
+    return MutmutRun(skipped=False, seconds=seconds, tested=tested,
+                     output_tail="\n".join(tail))
+
+
+_SUMMARY = re.compile(r"^(FAILED|ERROR) |failed to|Failed to|Stopping early|UsageError|"
+                      r"^mlprop: |^E  |\d+ (failed|passed|error)")
+
+
+def _failure_summary(lines: Sequence[str], keep: int = 8) -> list[str]:
+    """The lines of mutmut's output that say what failed, then its last few lines."""
+    picked = [line for line in lines if _SUMMARY.search(line)]
+    tail = [line for line in lines[-keep:] if line not in picked]
+    return [*picked[-30:], *tail]
+
+
+def mutant_diff(root: Path, name: str, path: str) -> str:
+    """mutmut's unified diff of one mutant (empty if it cannot be produced)."""
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+    except ImportError:
+        return ""
+    try:
+        with contextlib.chdir(root):
+            return get_diff_for_mutant(name, path=path)
+    except Exception as exc:
+        return f"(no diff: {type(exc).__name__}: {exc})"
+
+
+def load_stats(root: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """mutmut's map of function key -> covering tests, and test -> seconds."""
+    path = root / "mutants" / "mutmut-stats.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}, {}
+    return ({k: sorted(v) for k, v in data.get("tests_by_mangled_function_name", {}).items()},
+            dict(data.get("duration_by_test", {})))
+
+
+def mutmut_key(module: str, function: str) -> str:
+    """mutmut's trampoline key: ``pkg.mod.x_fn`` or ``pkg.mod.xǁClassǁmethod``."""
+    if "." in function:
+        cls, _, method = function.rpartition(".")
+        return f"{module}.xǁ{cls}ǁ{method}"
+    return f"{module}.x_{function}"
+
+
+# --------------------------------------------------------------------------- ML mutants
+
+
+@dataclass
+class MLOutcome:
+    id: str
+    operator: str
+    path: str
+    line: int
+    function: str
+    description: str
+    status: str
+    killed_by: str | None = None
+    tests: int = 0
+    seconds: float = 0.0
+    detail: str = ""
+    reason: str | None = None
+    diff: str = field(default="", repr=False)
+
+
+def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
+                   progress: Progress, env: Mapping[str, str],
+                   equivalents: Mapping[str, str]) -> tuple[list[MLOutcome], list[str], bool]:
+    """Generate, run (or reuse) and judge every ML mutant; return outcomes, stale
+    equivalent entries and whether anything was run."""
+    from mlprop.audit import ml_mutants, ml_runner
+
+    files = config.mutated_files(root)
+    mutants = ml_mutants.generate_for_paths(root, files)
+    tests_by_key, durations = load_stats(root)
+    # like mutmut, re-test a mutant when its own file or anything else it runs with changes
+    current = fingerprint(root, config, exclude=files)
+    cache_path = root / "mutants" / ML_RESULTS_FILE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    cached = cache.get("results", {}) if cache.get("fingerprint") == current else {}
+    items, results, tests_of = [], {}, {}
+    for mutant in mutants:
+        tests = sorted(tests_by_key.get(mutmut_key(mutant.module, mutant.function), []),
+                       key=lambda t: (durations.get(t, 0.0), t))
+        tests_of[mutant.id] = tests
+        hit = cached.get(mutant.id)
+        if hit and hit.get("source_sha") == mutant.source_sha and hit.get("tests") == tests:
+            results[mutant.id] = ml_runner.MLResult(**hit["result"])
+            continue
+        estimate = sum(durations.get(t, 0.0) for t in tests)
+        items.append(ml_runner.WorkItem(
+            id=mutant.id, module=mutant.module, function=mutant.function, path=mutant.path,
+            source=mutant.source, tests=tests, timeout=max(120.0, 60.0 + 10.0 * estimate)))
+    ran = bool(items)
+    if items:
+        progress(f"ML mutants: running {len(items)} of {len(mutants)} "
+                 f"({len(mutants) - len(items)} unchanged since the last audit)")
+        done = [0]
+
+        def on_result(result: ml_runner.MLResult) -> None:
+            done[0] += 1
+            progress(f"ML mutants: {done[0]}/{len(items)} {result.id}: {result.status}"
+                     + (f" by {result.killed_by}" if result.killed_by else ""))
+
+        spec = _worker_spec(root, config, items, max_children, env)
+        worker_path = root / "mutants" / "mlprop-ml-worker.json"
+        try:
+            for result in ml_runner.run_worker(spec, worker_path, on_result=on_result,
+                                               env=dict(env)):
+                results[result.id] = result
+            _recheck_kills(root, config, results, {i.id for i in items}, env, progress)
+        except RuntimeError as exc:
+            raise AuditError(str(exc)) from None
+        cache_path.write_text(json.dumps({"fingerprint": current, "results": {
+            m.id: {"source_sha": m.source_sha, "tests": tests_of[m.id],
+                   "result": asdict(results[m.id])}
+            for m in mutants if m.id in results}}, indent=1), encoding="utf-8")
+    outcomes, stale = [], []
+    for mutant in mutants:
+        result = results[mutant.id]
+        status, reason = result.status, equivalents.get(mutant.id)
+        if reason is not None and status in {"killed", "timeout"}:
+            stale.append(mutant.id)
+            reason = None
+        elif reason is not None:
+            status = "equivalent"
+        outcomes.append(MLOutcome(
+            id=mutant.id, operator=mutant.operator, path=mutant.path, line=mutant.line,
+            function=mutant.function, description=mutant.description, status=status,
+            killed_by=result.killed_by, tests=result.tests, seconds=round(result.seconds, 2),
+            detail=result.detail, reason=reason, diff=mutant.diff))
+    known = {m.id for m in mutants}
+    stale += [name for name in equivalents if name not in known]
+    return outcomes, sorted(stale), ran
+
+
+def _worker_spec(root: Path, config: MutmutConfig, items: Sequence[Any], max_children: int,
+                 env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "root": str(root), "sys_path": ["src", "."], "max_children": max_children,
+        "items": [asdict(i) for i in items], "warm_up": True, "prepare": config.target,
+        "pytest_args": list(config.pytest_add_cli_args),
+        "env": {"MUTANT_UNDER_TEST": "mlprop-ml-mutant",
+                "HYPOTHESIS_PROFILE": env.get("HYPOTHESIS_PROFILE", "mutmut")},
+    }
+
+
+def _recheck_kills(root: Path, config: MutmutConfig, results: dict[str, Any],
+                   fresh: set[str], env: Mapping[str, str], progress: Progress) -> None:
+    """Re-run every test that killed an ML mutant in this run (``fresh``) without any
+    mutant: a test that fails anyway proves nothing, so its kills become "suspicious"."""
+    from mlprop.audit import ml_runner
+
+    killers = sorted({r.killed_by for key, r in results.items()
+                      if key in fresh and r.status == "killed" and r.killed_by})
+    if not killers:
+        return
+    progress(f"ML mutants: re-running the {len(killers)} killing tests unmutated")
+    item = ml_runner.WorkItem(id="clean", module="", function="", path="", source="",
+                              tests=killers, timeout=600.0)
+    spec = _worker_spec(root, config, [item], 1, env)
+    spec["warm_up"] = False
+    spec["prepare"] = None
+    clean, = ml_runner.run_worker(spec, root / "mutants" / "mlprop-ml-clean.json",
+                                  env=dict(env))
+    if clean.status not in {"survived", "killed"}:
+        raise AuditError(f"ML mutants: the unmutated re-run of the killing tests ended as "
+                         f"{clean.status!r} {clean.detail}")
+    failing = set(clean.detail.split()) if clean.status == "killed" else set()
+    for key, result in results.items():
+        if key in fresh and result.status == "killed" and result.killed_by in failing:
+            results[key] = ml_runner.MLResult(
+                result.id, "suspicious", result.killed_by, result.tests, result.seconds,
+                f"{result.killed_by} also fails without the mutant")
+
+
+def tally_ml(outcomes: Sequence[MLOutcome]) -> tuple[dict[str, Any], dict[str, dict]]:
+    from mlprop.audit.ml_mutants import OPERATORS
+
+    def counts(group: Sequence[MLOutcome]) -> dict[str, Any]:
+        c = {s: sum(o.status == s for o in group) for s in ("killed", "timeout", "survived",
+                                                           "equivalent")}
+        other = len(group) - sum(c.values())
+        judged = len(group) - c["equivalent"]
+        rate = 100.0 * (c["killed"] + c["timeout"]) / judged if judged else None
+        return {"total": len(group), **c, "other": other,
+                "kill_rate": None if rate is None else round(rate, 2)}
+
+    by_operator = {op: counts([o for o in outcomes if o.operator == op])
+                   for op in OPERATORS if any(o.operator == op for o in outcomes)}
+    return counts(outcomes), by_operator
+
+
+# --------------------------------------------------------------------------- the audit
+
+
+@dataclass
+class AuditOptions:
+    root: Path
+    fail_under: float | None = None
+    max_children: int | None = None
+    ml_mutants: bool = False
+    equivalents: Path | None = EQUIVALENTS_FILE
+    progress: Progress = field(default=lambda message: print(message, file=sys.stderr,
+                                                             flush=True))
+
+
+def run_audit(options: AuditOptions) -> dict[str, Any]:
+    """Run the audit and return the report (see :func:`build_report`)."""
+    root = options.root.resolve()
+    config = load_config(root)
+    for module, why in (("mutmut", "mutmut"), ("libcst", "the ML-mutant pass")):
+        if module == "libcst" and not options.ml_mutants:
+            continue
+        if importlib.util.find_spec(module) is None:
+            raise AuditError(f"{module} is not installed ({why} needs it): "
+                             "pip install 'mlprop[dev]'")
+    try:
+        equivalents = rep.load_equivalents(options.equivalents)
+    except rep.EquivalentsError as exc:
+        raise AuditError(str(exc)) from None
+    (root / "mutants").mkdir(exist_ok=True)
+    env = audit_environment(root)
+    started = time.monotonic()
+    children = options.max_children or os.cpu_count() or 2
+    run = run_mutmut(root, config, max_children=options.max_children,
+                     progress=options.progress, env=env)
+    outcomes = rep.read_mutmut_results(root, config.mutated_files(root))
+    if not outcomes:
+        raise AuditError("mutmut left no results in mutants/ (see its output above)")
+    outcomes, stale = rep.apply_equivalents(outcomes, equivalents.mutmut)
+    ml = None
+    ml_seconds = None
+    if options.ml_mutants:
+        ml_start = time.monotonic()
+        ml = run_ml_mutants(root, config, max_children=children, progress=options.progress,
+                            env=env, equivalents=equivalents.ml)
+        ml_seconds = time.monotonic() - ml_start if ml[2] else 0.0
+    timing = {
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "mutmut_seconds": round(run.seconds, 1),
+        "mutmut_skipped": run.skipped,
+        "mutants_tested": run.tested,
+        "mutants_per_minute": round(60.0 * run.tested / run.seconds, 1)
+        if run.seconds and run.tested else None,
+        "ml_seconds": None if ml_seconds is None else round(ml_seconds, 1),
+        "max_children": children,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    return build_report(root, outcomes, stale, ml, timing, options.fail_under,
+                        equivalents)
+
+
+def build_report(root: Path, outcomes: Sequence[rep.MutantOutcome], stale: Sequence[str],
+                 ml: tuple[list[MLOutcome], list[str], bool] | None, timing: dict[str, Any],
+                 fail_under: float | None, equivalents: rep.Equivalents) -> dict[str, Any]:
+    """The JSON-ready report, with ``passed`` and a one-line ``verdict``."""
+    overall, modules = rep.summarize(outcomes)
+    undetected = [o for o in outcomes if o.status in rep.UNDETECTED]
+    report: dict[str, Any] = {
+        "format": 1,
+        "mutmut": {
+            "overall": overall.as_dict(),
+            "modules": {m: t.as_dict() for m, t in modules.items()},
+            "survivors": [{"name": o.name, "path": o.path, "status": o.status,
+                           "diff": mutant_diff(root, o.name, o.path)} for o in undetected],
+            "equivalent": [{"name": o.name, "reason": o.reason, "diff": mutant_diff(
+                root, o.name, o.path)} for o in outcomes if o.status == "equivalent"],
+            "stale_equivalents": list(stale),
+        },
+        "timing": timing,
+    }
+    problems = []
+    score = overall.score
+    if fail_under is not None and (score is None or score < fail_under):
+        problems.append(f"mutmut score {rep.format_score(score)} is under {fail_under:g}%")
+    if ml is not None:
+        outcomes_ml, stale_ml, _ = ml
+        ml_overall, by_operator = tally_ml(outcomes_ml)
+        report["ml_mutants"] = {"overall": ml_overall, "by_operator": by_operator,
+                                "mutants": [asdict(o) for o in outcomes_ml],
+                                "stale_equivalents": stale_ml}
+        missed = [o.id for o in outcomes_ml if o.status not in {"killed", "timeout",
+                                                                 "equivalent"}]
+        if missed:
+            problems.append(f"{len(missed)} ML mutant(s) neither killed nor listed as "
+                            "equivalent")
+    report["score"] = None if score is None else round(score, 2)
+    report["fail_under"] = fail_under
+    report["passed"] = not problems
+    report["verdict"] = ("mlprop audit: FAILED: " + "; ".join(problems) if problems else
+                         f"mlprop audit: passed (mutmut score {rep.format_score(score)}"
+                         + (f", gate {fail_under:g}%" if fail_under is not None else "")
+                         + ")")
+    return report
