@@ -1,0 +1,130 @@
+"""``mlprop bench compare BASE HEAD``: one revision's inference speed against another's.
+
+HEAD's benchmark code (the ``compare``-marked set in ``benchmarks/``) runs against BASE's and
+HEAD's ``src/``, from two ``git worktree`` s: after a throwaway warm job, ``--rounds`` jobs
+in which a BASE and a HEAD process take turns round by round (details and the decision
+rule: :mod:`mlprop.bench`). Exit codes: 0 no
+regression, 1 a regression beyond the threshold and the noise, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
+    if not 0 < value < 1000:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 1000), got {text}")
+    return value
+
+
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 round, got {text}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more threads, got {text}")
+    return value
+
+
+def register(commands) -> None:
+    bench = commands.add_parser("bench", help="benchmarks: compare two revisions")
+    actions = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
+    compare = actions.add_parser(
+        "compare", help="HEAD's benchmarks against BASE's and HEAD's src/, interleaved; "
+        "exit 1 on a regression beyond the threshold and the noise")
+    compare.add_argument("base", metavar="BASE", help="the reference revision (commit, "
+                         "branch, tag)")
+    compare.add_argument("head", metavar="HEAD", help="the revision under test")
+    compare.add_argument("--fail-over", type=_percent, default=10.0, metavar="PERCENT",
+                         help="flag a benchmark whose median HEAD/BASE ratio exceeds "
+                         "1 + PERCENT/100 beyond the noise (default 10)")
+    compare.add_argument("--rounds", type=_rounds, default=7, metavar="N",
+                         help="lockstep jobs after the throwaway warm job, each giving one "
+                         "HEAD/BASE ratio per benchmark (default 7)")
+    compare.add_argument("--timing-rounds", type=_rounds, default=60, metavar="N",
+                         help="timing rounds per benchmark and side in each job; BASE's and "
+                         "HEAD's rounds alternate (default 60)")
+    compare.add_argument("--marker", default="compare", help="pytest marker selecting the "
+                         "benchmarks (default: compare)")
+    compare.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
+                         help="further select benchmarks by pytest -k expression")
+    compare.add_argument("--threads", type=_threads, default=1, metavar="N",
+                         help="OMP/MKL threads per run (default 1: steadier numbers on a "
+                         "busy machine; 0: the library default)")
+    compare.add_argument("--statistic", choices=("trimmed", "median", "mean", "min"),
+                         default="trimmed", help="what each job reports per benchmark and "
+                         "side over its timing rounds (default trimmed: the mean of the "
+                         "middle 80%%)")
+    compare.add_argument("--no-pin", dest="pin", action="store_false",
+                         help="do not pin both sides of a job to one CPU while timing")
+    compare.add_argument("--repo", type=Path, default=Path.cwd(),
+                         help="the git repository (default: the current directory)")
+    compare.add_argument("--json", type=Path, help="also write the comparison as JSON")
+    compare.set_defaults(handler=cmd_compare)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mlprop import bench
+    from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+
+    threshold = args.fail_over / 100.0
+    started = time.perf_counter()
+    # A plain SIGTERM (or a SIGINT that a background shell set to be ignored) would skip
+    # the clean-up: the benchmark processes would wait on their FIFOs forever and the
+    # worktrees would stay. Turn both into KeyboardInterrupt, which unwinds through it.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    try:
+        report = bench.compare_revisions(
+            args.repo, args.base, args.head, rounds=args.rounds, threshold=threshold,
+            marker=args.marker, keyword=args.keyword, threads=args.threads or None,
+            statistic=args.statistic, timing_rounds=args.timing_rounds,
+            pin=args.pin,
+            progress=lambda line: print(f"mlprop bench: {line}", file=sys.stderr,
+                                        flush=True))
+    except bench.CompareError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    elapsed = time.perf_counter() - started
+    print(f"BASE {args.base} ({report.base[:12]})  HEAD {args.head} ({report.head[:12]})")
+    print(bench.format_comparisons(report.comparisons, threshold, report.statistic))
+    load_text = f"; load average at start {load[0]:.2f}" if load else ""
+    print(f"took {elapsed:.0f} s{load_text}")
+    if args.json:
+        data = report.as_dict()
+        data.update(seconds=elapsed, loadavg_at_start=load)
+        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if report.regressions:
+        names = ", ".join(c.name.split("::")[-1] for c in report.regressions)
+        print(f"mlprop bench compare: regression beyond {args.fail_over:g}%: {names}",
+              file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
