@@ -22,6 +22,8 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from mlprop.audit.report import module_name
+
 #: Operator categories, in report order, with what each one plants.
 OPERATORS: dict[str, str] = {
     "mode-call": "drop a model.eval() / .train() call (wrong train/eval mode)",
@@ -369,16 +371,6 @@ class _Replace(cst.CSTTransformer):
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def module_name(path: str | Path) -> str:
-    """``src/mlprop/digits/train.py`` -> ``mlprop.digits.train`` (``src.`` dropped)."""
-    parts = list(Path(path).with_suffix("").parts)
-    if parts and parts[0] == "src":
-        parts = parts[1:]
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
 
 
 def generate(source: str, path: str | Path, *, module: str | None = None,

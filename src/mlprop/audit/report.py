@@ -93,7 +93,8 @@ def load_equivalents(path: Path | None) -> Equivalents:
     return Equivalents(**tables)
 
 
-def module_of(path: str) -> str:
+def module_name(path: str | Path) -> str:
+    """``src/mlprop/digits/train.py`` -> ``mlprop.digits.train`` (``src.`` dropped)."""
     parts = list(Path(path).with_suffix("").parts)
     if parts and parts[0] == "src":
         parts = parts[1:]
@@ -112,7 +113,7 @@ def read_meta(meta_path: Path, source_path: str) -> list[MutantOutcome]:
     if not isinstance(codes, dict):
         raise ValueError(f"{meta_path}: no exit_code_by_key mapping (not a mutmut 3 .meta)")
     durations = meta.get("durations_by_key") or {}
-    module = module_of(source_path)
+    module = module_name(source_path)
     return [MutantOutcome(name=name, path=source_path, module=module, status=status_of(code),
                           exit_code=code, seconds=durations.get(name))
             for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0]))]
