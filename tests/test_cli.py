@@ -368,3 +368,20 @@ def test_installed_console_script_help():
     assert result.stdout.startswith("usage: mlprop")
     for command in ("train", "predict", "check", "demo"):
         assert command in result.stdout
+
+
+def test_a_closed_stdout_pipe_gives_no_traceback():
+    """`mlprop drift --json | head`: the reader leaving early must not print a traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mlprop.cli", "drift", "--reference", "digits",
+             "--current", "digits", "--json"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -230,6 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pytest_args = args.pytest_args[1:]
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader of stdout went away (`mlprop drift --json | head`): no traceback, and
+        # no second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CHECK_FAILED
     except (UsageError, MlpropError, FileNotFoundError, ValueError) as exc:
         reason = " ".join(str(exc).split())
         print(f"mlprop {args.command}: error: {reason}", file=sys.stderr)
