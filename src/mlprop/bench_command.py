@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError, non_negative_int, positive_int
+
 
 def _percent(text: str) -> float:
     try:
@@ -25,26 +27,6 @@ def _percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
     if not 0 < value < 1000:
         raise argparse.ArgumentTypeError(f"expected a percentage in (0, 1000), got {text}")
-    return value
-
-
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 round, got {text}")
-    return value
-
-
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more threads, got {text}")
     return value
 
 
@@ -60,17 +42,17 @@ def register(commands) -> None:
     compare.add_argument("--fail-over", type=_percent, default=10.0, metavar="PERCENT",
                          help="flag a benchmark whose median HEAD/BASE ratio exceeds "
                          "1 + PERCENT/100 beyond the noise (default 10)")
-    compare.add_argument("--rounds", type=_rounds, default=7, metavar="N",
+    compare.add_argument("--rounds", type=positive_int, default=7, metavar="N",
                          help="lockstep jobs after the throwaway warm job, each giving one "
                          "HEAD/BASE ratio per benchmark (default 7)")
-    compare.add_argument("--timing-rounds", type=_rounds, default=60, metavar="N",
+    compare.add_argument("--timing-rounds", type=positive_int, default=60, metavar="N",
                          help="timing rounds per benchmark and side in each job; BASE's and "
                          "HEAD's rounds alternate (default 60)")
     compare.add_argument("--marker", default="compare", help="pytest marker selecting the "
                          "benchmarks (default: compare)")
     compare.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
                          help="further select benchmarks by pytest -k expression")
-    compare.add_argument("--threads", type=_threads, default=1, metavar="N",
+    compare.add_argument("--threads", type=non_negative_int, default=1, metavar="N",
                          help="OMP/MKL threads per run (default 1: steadier numbers on a "
                          "busy machine; 0: the library default)")
     compare.add_argument("--statistic", choices=("trimmed", "median", "mean", "min"),
@@ -91,7 +73,6 @@ def _interrupt(signum, frame) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from mlprop import bench
-    from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
     threshold = args.fail_over / 100.0
     started = time.perf_counter()

@@ -33,18 +33,24 @@ class UsageError(Exception):
     """Bad arguments or input: reported on one line, exit 2."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+def _integer(text: str, *, minimum: int, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value
 
 
-def _seed(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
+def positive_int(text: str) -> int:
+    """argparse type for counts (epochs, rounds, processes): an integer >= 1."""
+    return _integer(text, minimum=1, expected="a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for seeds and thread counts: an integer >= 0."""
+    return _integer(text, minimum=0, expected="a non-negative integer")
 
 
 def _dir_size(path: Path) -> int:
@@ -178,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add_train_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--data", type=Path, help="directory of MNIST IDX files "
                          "(default: the embedded scikit-learn digits)")
-        sub.add_argument("--epochs", type=_positive_int, default=25)
-        sub.add_argument("--seed", type=_seed, default=0)
+        sub.add_argument("--epochs", type=positive_int, default=25)
+        sub.add_argument("--seed", type=non_negative_int, default=0)
         sub.add_argument("--out", type=Path, default=Path("mlprop-model"),
                          help="where to write the model package (default: ./mlprop-model)")
 
@@ -207,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fault", action="append", default=[], metavar="NAME",
                         help="only this fault (repeatable)")
     faults.add_argument("--json", type=Path, help="also write the matrix as JSON")
-    faults.add_argument("--max-examples", type=_positive_int, default=None,
+    faults.add_argument("--max-examples", type=positive_int, default=None,
                         help="cap Hypothesis examples per property (a faster, shallower sweep)")
     faults.set_defaults(handler=cmd_faults)
 

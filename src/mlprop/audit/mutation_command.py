@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError, positive_int
 
 
 def _percent(text: str) -> float:
@@ -24,16 +24,6 @@ def _percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
     if not 0.0 <= value <= 100.0:
         raise argparse.ArgumentTypeError(f"expected a percentage in [0, 100], got {text}")
-    return value
-
-
-def _children(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
@@ -49,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     audit.add_argument("--markdown", type=Path, metavar="FILE",
                        help="write a short Markdown report (for CI artifacts)")
-    audit.add_argument("--max-children", type=_children, default=None, metavar="N",
+    audit.add_argument("--max-children", type=positive_int, default=None, metavar="N",
                        help="parallel test processes (default: the number of CPUs)")
     audit.add_argument("--ml-mutants", action="store_true",
                        help="also run the libcst ML-fault mutants (eval/train mode, "

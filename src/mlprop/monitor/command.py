@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mlprop.cli import non_negative_int
 from mlprop.monitor.drift import DriftConfig, drift_report
 from mlprop.monitor.fairness import FairnessThresholds, fairness_report
 from mlprop.monitor.inputs import MonitorInputError
@@ -58,13 +59,6 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
     return value
 
 
@@ -230,7 +224,7 @@ def register(subparsers: Any) -> None:
     drift.add_argument("--shift", type=_shift, action="append", default=[],
                        metavar="NAME:SIZE", help="corrupt the current batch (repeatable): "
                        f"{', '.join(sorted(SHIFTS))}, e.g. brightness:0.3, rotation:15")
-    drift.add_argument("--seed", type=_seed, default=0,
+    drift.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of the built-in split and of noise shifts (default 0)")
     drift.add_argument("--alpha", type=_probability, default=0.05,
                        help="family-wise significance level (default 0.05)")
