@@ -202,14 +202,6 @@ def test_module_name_drops_src_and_init():
     assert ml_mutants.module_name("pkg/mod.py") == "pkg.mod"
 
 
-def test_python_files_expands_globs_once(tmp_path):
-    (tmp_path / "src" / "p").mkdir(parents=True)
-    for name in ("a.py", "b.py", "c.txt"):
-        (tmp_path / "src" / "p" / name).write_text("")
-    assert list(ml_mutants.python_files(tmp_path, ["src/p/*", "src/p/a.py"])) == [
-        "src/p/a.py", "src/p/b.py"]
-
-
 # --------------------------------------------------------------------------- swapping
 
 

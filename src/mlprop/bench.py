@@ -67,15 +67,6 @@ from typing import Any
 # CUDA-correct timing
 
 
-def synchronize(device: Any) -> None:
-    """Wait for all work queued on ``device`` (a no-op for the CPU)."""
-    import torch
-
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def synchronized(fn: Callable[[], Any], device: Any) -> Callable[[], Any]:
     """``fn`` followed by a device synchronization, as one callable: the thing to time."""
     import torch
@@ -90,13 +81,6 @@ def synchronized(fn: Callable[[], Any], device: Any) -> Callable[[], Any]:
         return result
 
     return run
-
-
-def warm_up(fn: Callable[[], Any], device: Any, calls: int = 3) -> None:
-    """Call ``fn`` ``calls`` times and wait for the device: lazy costs paid before timing."""
-    for _ in range(calls):
-        fn()
-    synchronize(device)
 
 
 def device_name(device: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -419,14 +419,3 @@ def generate_for_paths(root: Path, paths: Sequence[str | Path],
         mutants.extend(generate((root / path).read_text(encoding="utf-8"), path,
                                 operators=operators))
     return mutants
-
-
-def python_files(root: Path, patterns: Sequence[str]) -> Iterator[str]:
-    """Relative paths of the ``.py`` files under ``root`` matching the glob ``patterns``."""
-    seen: set[str] = set()
-    for pattern in patterns:
-        for path in sorted(root.glob(pattern)):
-            relative = path.relative_to(root).as_posix()
-            if path.is_file() and path.suffix == ".py" and relative not in seen:
-                seen.add(relative)
-                yield relative

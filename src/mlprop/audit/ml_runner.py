@@ -23,12 +23,11 @@ import signal
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("killed", "survived", "timeout", "no tests", "error", "suspicious")
 RUNNER_ENV = "MUTANT_UNDER_TEST"  # the plugin: one torch thread and the `mutmut` profile
 
 
@@ -308,13 +307,6 @@ def run_worker(spec: dict[str, Any], spec_path: Path, *,
     if process.returncode != 0:
         raise RuntimeError(f"ML-mutant worker exited with code {process.returncode}")
     return results
-
-
-def summarize(results: Iterable[MLResult]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    return counts
 
 
 if __name__ == "__main__":
