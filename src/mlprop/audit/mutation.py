@@ -528,8 +528,7 @@ def build_report(root: Path, outcomes: Sequence[rep.MutantOutcome], stale: Seque
         report["ml_mutants"] = {"overall": ml_overall, "by_operator": by_operator,
                                 "mutants": [asdict(o) for o in outcomes_ml],
                                 "stale_equivalents": stale_ml}
-        missed = [o.id for o in outcomes_ml if o.status not in {"killed", "timeout",
-                                                                 "equivalent"}]
+        missed = [o.id for o in outcomes_ml if o.status not in rep.ML_ACCOUNTED]
         if missed:
             problems.append(f"{len(missed)} ML mutant(s) neither killed nor listed as "
                             "equivalent")

@@ -236,6 +236,16 @@ def _mutmut_row(name: str, t: Tally) -> list[str]:
             str(other), format_score(t.score)]
 
 
+ML_COLUMNS = ("killed", "timeout", "survived", "equivalent", "other")
+ML_ACCOUNTED = frozenset({"killed", "timeout", "equivalent"})
+"""ML-mutant statuses that need no action: any other one fails the audit."""
+
+
+def _ml_row(name: str, d: Mapping[str, Any]) -> list[str]:
+    return [name, str(d["total"]), *(str(d[s]) for s in ML_COLUMNS),
+            format_score(d["kill_rate"])]
+
+
 def format_text(report: Mapping[str, Any], *, diffs: bool = True) -> str:
     """The human summary printed by ``mlprop audit``."""
     lines: list[str] = []
@@ -266,18 +276,11 @@ def format_text(report: Mapping[str, Any], *, diffs: bool = True) -> str:
     if ml:
         lines.append("")
         lines.append("ML-fault mutants by operator")
-        rows = [[op, str(d["total"]), str(d["killed"]), str(d["timeout"]),
-                 str(d["survived"]), str(d["equivalent"]), str(d["other"]),
-                 format_score(d["kill_rate"])] for op, d in ml["by_operator"].items()]
-        o = ml["overall"]
-        rows.append(["TOTAL", str(o["total"]), str(o["killed"]), str(o["timeout"]),
-                     str(o["survived"]), str(o["equivalent"]), str(o["other"]),
-                     format_score(o["kill_rate"])])
-        lines += ["  " + r for r in _table(rows, ["operator", "total", "killed", "timeout",
-                                                  "survived", "equivalent", "other",
+        rows = [_ml_row(op, d) for op, d in [*ml["by_operator"].items(),
+                                             ("TOTAL", ml["overall"])]]
+        lines += ["  " + r for r in _table(rows, ["operator", "total", *ML_COLUMNS,
                                                   "kill rate"])]
-        undetected = [m for m in ml["mutants"] if m["status"] not in {"killed", "timeout",
-                                                                      "equivalent"}]
+        undetected = [m for m in ml["mutants"] if m["status"] not in ML_ACCOUNTED]
         if undetected:
             lines.append("")
             lines.append(f"{len(undetected)} ML mutant(s) not killed:")
@@ -333,12 +336,10 @@ def format_markdown(report: Mapping[str, Any]) -> str:
             out.append("")
     ml = report.get("ml_mutants")
     if ml:
-        out += ["## ML-fault mutants", "", "| operator | total | killed | timeout | survived "
-                "| equivalent | other | kill rate |", "|---" * 8 + "|"]
+        out += ["## ML-fault mutants", "", "| operator | total | " + " | ".join(ML_COLUMNS)
+                + " | kill rate |", "|---" * (len(ML_COLUMNS) + 3) + "|"]
         for op, d in [*ml["by_operator"].items(), ("**total**", ml["overall"])]:
-            out.append(f"| {op} | {d['total']} | {d['killed']} | {d['timeout']} | "
-                       f"{d['survived']} | {d['equivalent']} | {d['other']} | "
-                       f"{format_score(d['kill_rate'])} |")
+            out.append("| " + " | ".join(_ml_row(op, d)) + " |")
         out.append("")
         for m in ml["mutants"]:
             if m["status"] in {"killed", "timeout"}:
