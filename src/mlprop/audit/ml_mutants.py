@@ -59,6 +59,8 @@ RNG_CONSTRUCTORS = frozenset({"default_rng", "RandomState", "Random", "SeedSeque
                               "PCG64DXSM", "MT19937", "Philox", "SFC64"})
 FORK_RNG = frozenset({"fork_rng"})
 NO_GRAD = frozenset({"no_grad", "inference_mode", "enable_grad"})
+#: ``with`` blocks a mutant drops, by the context manager's name -> operator.
+WITH_BLOCKS = {**dict.fromkeys(NO_GRAD, "no-grad"), **dict.fromkeys(FORK_RNG, "seed")}
 MODE_CALLS = frozenset({"eval", "train"})
 #: dtype name -> the dtype a mutant uses instead (precision and uint8 wrap-around faults).
 DTYPE_SWAPS = {"float32": "float64", "float64": "float32", "float16": "float32",
@@ -112,7 +114,7 @@ def _is_method_call(call: cst.Call) -> bool:
 
 def _is_mode_call(call: cst.Call) -> bool:
     """``m.eval()``, ``m.train()``, ``m.train(False)`` on a value (not ``torch.train``)."""
-    return isinstance(call.func, cst.Attribute) and _is_method_call(call) and all(
+    return _is_method_call(call) and all(
         isinstance(a.value, cst.Name) and a.value.value in {"True", "False"} for a in call.args)
 
 
@@ -234,8 +236,7 @@ class _SiteFinder(cst.CSTVisitor):
             if not isinstance(call, cst.Call) or item.asname is not None:
                 continue
             name = _call_name(call)
-            operator = {**dict.fromkeys(NO_GRAD, "no-grad"),
-                        **dict.fromkeys(FORK_RNG, "seed")}.get(name or "")
+            operator = WITH_BLOCKS.get(name or "")
             if operator is None:
                 continue
 
