@@ -155,6 +155,7 @@ class MutmutRun:
     seconds: float
     tested: int
     output_tail: str = ""
+    outcomes: list[rep.MutantOutcome] = field(default_factory=list)  # the .meta results
 
 
 def _snapshot(outcomes: Sequence[rep.MutantOutcome]) -> dict[str, tuple]:
@@ -184,7 +185,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     unchecked = sum(o.status == "not checked" for o in before)
     if state.get("fingerprint") == current and before and not unchecked:
         progress("mutmut: nothing changed since the last complete run; reusing its results")
-        return MutmutRun(skipped=True, seconds=0.0, tested=0)
+        return MutmutRun(skipped=True, seconds=0.0, tested=0, outcomes=before)
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=400)
     last_report = [0.0, ""]
@@ -216,8 +217,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
                                start_new_session=True)
     try:
         buffer = b""
-        while chunk := process.stdout.read1(4096) if hasattr(process.stdout, "read1") else (
-                process.stdout.read(4096)):
+        while chunk := process.stdout.read1(4096):
             buffer += chunk
             *complete, buffer = re.split(rb"[\r\n]", buffer)
             text = b"\n".join(complete).decode("utf-8", "replace")
@@ -242,7 +242,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     if not any(o.status == "not checked" for o in after):
         state_path.write_text(json.dumps({"fingerprint": current}), encoding="utf-8")
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
-                     output_tail="\n".join(tail))
+                     output_tail="\n".join(tail), outcomes=after)
 
 
 _SUMMARY = re.compile(r"^(FAILED|ERROR) |failed to|Failed to|Stopping early|UsageError|"
@@ -457,9 +457,10 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
     """Run the audit and return the report (see :func:`build_report`)."""
     root = options.root.resolve()
     config = load_config(root)
-    for module, why in (("mutmut", "mutmut"), ("libcst", "the ML-mutant pass")):
-        if module == "libcst" and not options.ml_mutants:
-            continue
+    required = {"mutmut": "mutmut"}
+    if options.ml_mutants:
+        required["libcst"] = "the ML-mutant pass"
+    for module, why in required.items():
         if importlib.util.find_spec(module) is None:
             raise AuditError(f"{module} is not installed ({why} needs it): "
                              "pip install 'mlprop[dev]'")
@@ -473,10 +474,9 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
     children = options.max_children or os.cpu_count() or 2
     run = run_mutmut(root, config, max_children=options.max_children,
                      progress=options.progress, env=env)
-    outcomes = rep.read_mutmut_results(root, config.mutated_files(root))
-    if not outcomes:
+    if not run.outcomes:
         raise AuditError("mutmut left no results in mutants/ (see its output above)")
-    outcomes, stale = rep.apply_equivalents(outcomes, equivalents.mutmut)
+    outcomes, stale = rep.apply_equivalents(run.outcomes, equivalents.mutmut)
     ml = None
     ml_seconds = None
     if options.ml_mutants:
