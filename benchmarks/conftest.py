@@ -59,6 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
 _LOAD = pytest.StashKey[object]()
 
 
+@pytest.fixture(scope="module")
+def seconds(request) -> float:
+    """Time budget per benchmark: ``--benchmark-max-time`` (default 1 s)."""
+    return float(request.config.getoption("benchmark_max_time"))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under ``mlprop bench compare``: let the other side run on alone."""
     bench = sys.modules.get("mlprop.bench")

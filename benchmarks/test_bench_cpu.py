@@ -28,15 +28,11 @@ def _images(target, count: int, side: int = 28) -> np.ndarray:
 
 
 def _as_tensor(batch) -> torch.Tensor:
+    """``mlprop.checks.as_tensor``, repeated on purpose: the ``compare`` benchmarks import
+    nothing from ``mlprop`` but the target, so they also run against an older ``src/``."""
     if isinstance(batch, torch.Tensor):
         return batch.detach().to(torch.float32)
     return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-
-
-@pytest.fixture(scope="module")
-def seconds(request) -> float:
-    """Time budget per benchmark: ``--benchmark-max-time`` (default 1 s)."""
-    return float(request.config.getoption("benchmark_max_time"))
 
 
 def _compare(batch: int):

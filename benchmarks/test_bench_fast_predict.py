@@ -56,11 +56,6 @@ def _images(count: int, side: int = 28, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def seconds(request) -> float:
-    return float(request.config.getoption("benchmark_max_time"))
-
-
-@pytest.fixture(scope="module")
 def model():
     from mlprop.digits.pipeline import trained_model
 
