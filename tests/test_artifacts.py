@@ -8,6 +8,7 @@ refuses anything tampered, truncated, incomplete or built for another architectu
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import struct
@@ -18,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from mlprop import MlpropError, PackageIntegrityError
+from mlprop import MlpropError, PackageIntegrityError, atomic
 from mlprop.digits import artifacts
 from mlprop.digits.artifacts import (
     FORMAT_VERSION,
@@ -31,6 +32,7 @@ from mlprop.digits.artifacts import (
     save_package,
 )
 from mlprop.digits.model import DigitCNN, build_model
+from mlprop.errors import WriteError
 
 METRICS = {"accuracy": 0.5, "confusion": [[1, 0], [0, 1]]}
 SCHEMA = {"num_classes": 10, "min_side": 8, "max_side": 64}
@@ -348,8 +350,10 @@ def test_failure_writing_a_fresh_package_leaves_nothing(tmp_path: Path, monkeypa
 @pytest.mark.parametrize("failing_call", [1, 2], ids=["retire-old", "install-new"])
 def test_failure_while_renaming_keeps_the_previous_package(tmp_path: Path, monkeypatch,
                                                            failing_call: int):
-    """Whichever rename fails, the old package is still at its path afterwards."""
+    """Whichever rename of the two-rename fallback (no ``renameat2``) fails, the old
+    package is still at its path afterwards."""
     out = save(tmp_path / "pkg", seed=1)
+    monkeypatch.setattr(atomic, "_rename_exchange", lambda first, second: False)
     real_replace = artifacts.os.replace
     calls = []
 
@@ -361,6 +365,19 @@ def test_failure_while_renaming_keeps_the_previous_package(tmp_path: Path, monke
 
     monkeypatch.setattr(artifacts.os, "replace", flaky_replace)
     with pytest.raises(OSError, match="rename failed"):
+        save(out, seed=2)
+    monkeypatch.undo()
+    _assert_previous_intact(out, seed=1)
+
+
+def test_failing_atomic_swap_keeps_the_previous_package(tmp_path: Path, monkeypatch):
+    out = save(tmp_path / "pkg", seed=1)
+
+    def exchange_fails(first, second):
+        raise OSError(errno.EIO, "I/O error", str(second))
+
+    monkeypatch.setattr(atomic, "_rename_exchange", exchange_fails)
+    with pytest.raises(WriteError, match="I/O error"):
         save(out, seed=2)
     monkeypatch.undo()
     _assert_previous_intact(out, seed=1)

@@ -62,3 +62,18 @@ class PackageIntegrityError(MlpropError, ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: model package rejected: {reason}")
+
+
+class WriteError(MlpropError, OSError):
+    """Writing a file or package failed (disk full, no permission, read-only file system).
+
+    Raised by :mod:`mlprop.atomic` after it has removed its temp file, so the target path
+    holds either its previous content or nothing new. ``errno`` is the underlying
+    ``OSError``'s, so callers that catch ``OSError`` still see it.
+    """
+
+    def __init__(self, path: object, reason: str, errno: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: cannot write: {reason}")
+        self.errno = errno

@@ -1,9 +1,15 @@
 """Versioned model packages: safetensors weights + a JSON manifest with their SHA-256.
 
 A package is a directory holding ``model.safetensors`` and ``manifest.json``. It is built in
-a temporary sibling directory and moved into place with a rename, so a reader never sees a
-half-written package. Loading recomputes the SHA-256 and refuses a tampered, truncated or
-incomplete package with :class:`PackageIntegrityError`. Nothing is ever unpickled.
+a temporary sibling directory, ``fsync``-ed, and swapped into place atomically
+(:func:`mlprop.atomic.replace_directory`), so a reader never sees a half-written package,
+even after a ``SIGKILL``; a write that fails (disk full, no permission) raises
+:class:`~mlprop.errors.WriteError` and leaves the previous package as it was.
+
+Loading checks sizes before reading (the weights file's size against the manifest, a
+manifest over :data:`MAX_MANIFEST_BYTES` is refused), recomputes the SHA-256, and refuses a
+tampered, truncated or incomplete package with :class:`PackageIntegrityError` naming the file
+and the field. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,15 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import torch
 from torch import nn
 
-from mlprop.errors import PackageIntegrityError
+from mlprop import atomic
+from mlprop.errors import PackageIntegrityError, WriteError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
+#: Largest manifest accepted: JSON parses into objects many times its text's size.
+MAX_MANIFEST_BYTES = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 REQUIRED_KEYS = ("format_version", "created", "weights", "architecture", "metrics", "schema",
                  "preprocessing", "seed", "versions")
 
@@ -46,10 +58,8 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Create ``path`` in the staging directory with ``data``, fsync-ed (WriteError on OSError)."""
+    atomic.write_new_file(path, data)
 
 
 def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
@@ -64,7 +74,10 @@ def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
     if directory.exists() and not directory.is_dir():
         raise PackageIntegrityError(directory, "exists and is not a package directory; "
                                                "refusing to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise atomic.write_error(directory, exc) from exc
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in
              model.state_dict().items()}
     weights = safetensors.torch.save(state)
@@ -81,23 +94,23 @@ def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
         **(dict(extra) if extra else {}),
     }
     staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
-    staging.mkdir()
+    try:
+        atomic.recover_directory(directory)  # a crash inside a non-atomic swap elsewhere
+        staging.mkdir()
+    except OSError as exc:
+        raise atomic.write_error(directory, exc) from exc
     try:
         _write_synced(staging / WEIGHTS_FILE, weights)
         _write_synced(staging / MANIFEST_FILE,
                       json.dumps(manifest, indent=2, sort_keys=True).encode())
-        retired = None
-        if directory.exists():
-            retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex}"
-            os.replace(directory, retired)
-        try:
-            os.replace(staging, directory)
-        except BaseException:
-            if retired is not None:  # put the previous package back
-                os.replace(retired, directory)
-            raise
+        atomic.fsync_directory(staging)
+        retired = atomic.replace_directory(staging, directory)
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise atomic.write_error(directory, exc) from exc
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -111,13 +124,22 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise PackageIntegrityError(directory, "no such package directory")
     path = directory / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MANIFEST_BYTES:  # checked before reading or parsing it
+                raise PackageIntegrityError(path, f"manifest is {size} bytes, over the "
+                                                  f"{MAX_MANIFEST_BYTES}-byte limit")
+            text = handle.read(MAX_MANIFEST_BYTES + 1).decode("utf-8")
+        manifest = json.loads(text)
     except FileNotFoundError:
         raise PackageIntegrityError(path, "manifest is missing (incomplete package)") from None
     except OSError as exc:  # a directory in its place, no permission, ...
         raise PackageIntegrityError(path, f"manifest is unreadable ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PackageIntegrityError(path, f"manifest is not valid JSON ({exc})") from None
+    except RecursionError:  # json's C parser on deeply nested arrays/objects
+        raise PackageIntegrityError(path, "manifest is not valid JSON (nested too "
+                                          "deeply)") from None
     if not isinstance(manifest, dict):
         raise PackageIntegrityError(path, "manifest is not a JSON object")
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
@@ -133,21 +155,36 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if weights["file"] != WEIGHTS_FILE:
         raise PackageIntegrityError(path, f"weights file must be {WEIGHTS_FILE!r}, "
                                           f"got {weights['file']!r}")
+    if type(weights["bytes"]) is not int or weights["bytes"] < 0:
+        raise PackageIntegrityError(path, "manifest 'weights.bytes' must be a non-negative "
+                                          f"integer, got {weights['bytes']!r}")
+    if not isinstance(weights["sha256"], str) or not _SHA256.fullmatch(weights["sha256"]):
+        raise PackageIntegrityError(path, "manifest 'weights.sha256' must be 64 lowercase hex "
+                                          f"digits, got {weights['sha256']!r}")
     return manifest
 
 
 def load_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Verified weights and manifest of a package (SHA-256 and size checked first)."""
+    """Verified weights and manifest of a package.
+
+    The file's size is compared with the manifest's before a byte is read (so memory stays
+    at the file's size), then the SHA-256; only verified bytes reach the safetensors parser.
+    """
     manifest = read_manifest(directory)
     path = Path(directory) / WEIGHTS_FILE
+    expected = manifest["weights"]
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size != expected["bytes"]:
+                raise PackageIntegrityError(path, f"size is {size} bytes, manifest says "
+                                                  f"{expected['bytes']} (truncated or replaced)")
+            data = handle.read(size + 1)
     except FileNotFoundError:
         raise PackageIntegrityError(path, "weights file is missing") from None
     except OSError as exc:
         raise PackageIntegrityError(path, f"weights file is unreadable ({exc.strerror})") from None
-    expected = manifest["weights"]
-    if len(data) != expected["bytes"]:
+    if len(data) != expected["bytes"]:  # the file changed between fstat and read
         raise PackageIntegrityError(path, f"size is {len(data)} bytes, manifest says "
                                           f"{expected['bytes']} (truncated or replaced)")
     digest = sha256_bytes(data)
@@ -156,8 +193,11 @@ def load_state(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
                                           f"{expected['sha256']} (tampered)")
     try:
         state = safetensors.torch.load(data)
-    except Exception as exc:  # safetensors raises its own error types
+    except safetensors.SafetensorError as exc:  # bad header length, JSON, offsets, shape
         raise PackageIntegrityError(path, f"not a valid safetensors file ({exc})") from None
+    except KeyError as exc:  # a dtype safetensors knows and torch lacks (F4, F8_E8M0, ...)
+        raise PackageIntegrityError(path, f"not a valid safetensors file (tensor dtype "
+                                          f"{exc} is not supported by torch)") from None
     return state, manifest
 
 
