@@ -21,16 +21,19 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-HARNESS = HERE.parent / "src" / "mlprop" / "bench.py"
+HARNESS = HERE.parent / "src" / "mlprop" / "bench"
 
 
 def _use_this_checkouts_harness() -> None:
     """Load ``mlprop.bench`` from this checkout, not from the ``src/`` being measured."""
     import mlprop
 
-    spec = importlib.util.spec_from_file_location("mlprop.bench", HARNESS)
+    for name in [name for name in sys.modules if name.startswith("mlprop.bench.")]:
+        del sys.modules[name]  # submodules of the measured src/'s harness, if any
+    spec = importlib.util.spec_from_file_location(
+        "mlprop.bench", HARNESS / "__init__.py", submodule_search_locations=[str(HARNESS)])
     module = importlib.util.module_from_spec(spec)
-    sys.modules["mlprop.bench"] = module
+    sys.modules["mlprop.bench"] = module  # its submodules now resolve inside HARNESS
     spec.loader.exec_module(module)
     mlprop.bench = module
 
@@ -51,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     expected = os.environ.get("MLPROP_BENCH_EXPECT_SRC")
     if expected:
         _check_measured_source(expected)
-        if HARNESS.is_file():
+        if (HARNESS / "__init__.py").is_file():
             _use_this_checkouts_harness()
     config.stash[_LOAD] = os.getloadavg() if hasattr(os, "getloadavg") else None
 

@@ -253,7 +253,7 @@ def test_gpu_summary_computes_ratios_and_goals(tmp_path):
 def test_no_turns_outside_a_comparison(monkeypatch):
     for name in bench.TURN_ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(bench, "_TURNS", {})
+    monkeypatch.setattr(bench.timing, "_TURNS", {})
     assert bench.current_turns() is None
 
 

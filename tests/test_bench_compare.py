@@ -151,7 +151,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 @pytest.fixture
 def speed_runner(monkeypatch) -> SpeedRunner:
     runner = SpeedRunner()
-    monkeypatch.setattr(bench, "run_lockstep", runner)
+    monkeypatch.setattr(bench.compare, "run_lockstep", runner)
     return runner
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlprop import cli
+from mlprop import cli, suite
+from mlprop.cli import check as check_command
 from mlprop.digits import pipeline
 from mlprop.digits.artifacts import MANIFEST_FILE, WEIGHTS_FILE, load_package, read_manifest
 from mlprop.digits.data import load_default_dataset, write_idx
@@ -305,7 +306,7 @@ def test_check_maps_pytest_exit_codes(monkeypatch, capsys, pytest_code: int, exp
         commands.append((command, cwd))
         return pytest_code
 
-    monkeypatch.setattr(cli.subprocess, "call", fake_call)
+    monkeypatch.setattr(suite.subprocess, "call", fake_call)
     assert cli.main(["check", "--target", "pkg.mod:target", "--", "-k", "x", "--stats"]) \
         == expected
     ((command, cwd),) = commands
@@ -320,7 +321,7 @@ def test_check_maps_pytest_exit_codes(monkeypatch, capsys, pytest_code: int, exp
 
 
 def test_check_without_property_suite_exits_2(monkeypatch, tmp_path: Path, capsys):
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site" / "mlprop" / "cli.py"))
+    monkeypatch.setattr(suite, "__file__", str(tmp_path / "site" / "mlprop" / "suite.py"))
     assert cli.main(["check"]) == 2
     assert "property suite not found" in one_line_error(capsys.readouterr().err, "check")
 
@@ -336,7 +337,7 @@ def test_check_with_empty_selection_exits_1(capfd):
 
 
 def test_demo_stops_at_a_train_error_without_checking(monkeypatch, tmp_path: Path, capsys):
-    monkeypatch.setattr(cli, "run_property_suite",
+    monkeypatch.setattr(check_command, "run_property_suite",
                         lambda *a: pytest.fail("check must not run after a failed train"))
     assert cli.main(["demo", "--data", str(tmp_path / "nope"), "--epochs", "1"]) == 2
     one_line_error(capsys.readouterr().err, "demo")
@@ -345,7 +346,7 @@ def test_demo_stops_at_a_train_error_without_checking(monkeypatch, tmp_path: Pat
 def test_demo_trains_then_checks_the_default_target(monkeypatch, mnist_dir: Path,
                                                     tmp_path: Path, capsys):
     calls = []
-    monkeypatch.setattr(cli, "run_property_suite",
+    monkeypatch.setattr(check_command, "run_property_suite",
                         lambda target, extra: calls.append((target, list(extra))) or 1)
     out = tmp_path / "pkg"
     code = cli.main(["demo", "--data", str(mnist_dir), "--epochs", "1", "--out", str(out)])

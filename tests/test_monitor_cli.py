@@ -13,7 +13,7 @@ import pytest
 
 from mlprop import cli
 from mlprop.digits.data import load_default_dataset, write_idx
-from mlprop.monitor.command import load_vector
+from mlprop.monitor.files import load_vector
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ class FaultResult:
         """Properties the fault names that did not catch it."""
         return [name for name in self.fault.catches if name not in self.caught_by]
 
+    def as_dict(self) -> dict[str, object]:
+        """The JSON row of ``mlprop faults --json``."""
+        return {"fault": self.fault.name, "component": self.fault.component,
+                "description": self.fault.description, "expected": list(self.fault.catches),
+                "caught_by": self.caught_by, "missed": self.missed, "seconds": self.seconds}
+
 
 def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
               only: Iterable[str] | None = None,

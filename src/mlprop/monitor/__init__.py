@@ -7,10 +7,11 @@
   equalized odds difference, disparate impact ratio, per-group accuracy, and a gate
   (:class:`FairnessThresholds`) -> :class:`FairnessReport`;
 - :mod:`mlprop.monitor.shifts`: named corruptions (brightness, contrast, noise, rotation);
-- ``mlprop drift`` / ``mlprop fairness`` (:mod:`mlprop.monitor.command`).
+- :mod:`mlprop.monitor.files`: reading their inputs from files (``mlprop drift`` /
+  ``mlprop fairness`` live in :mod:`mlprop.cli.monitor`).
 
 Framework code: nothing here imports a particular target (the CLI's built-in demo data
-aside, loaded only by :mod:`mlprop.monitor.command`).
+aside, loaded only by :mod:`mlprop.monitor.files`).
 """
 
 from mlprop.monitor.drift import DriftConfig, DriftReport, FeatureDrift, drift_report

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError, positive_int
+from mlprop.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, positive_int
 
 
 def _percent(text: str) -> float:
@@ -48,18 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="reviewed equivalent-mutant list (default: the one shipped in "
                             "mlprop/audit/equivalent_mutants.toml)")
     audit.add_argument("--root", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
-    audit.set_defaults(handler=cmd_audit)
+    audit.set_defaults(handler=run)
 
 
 Runner = Callable[..., dict[str, Any]]
 
 
-def cmd_audit(args: argparse.Namespace, run: Runner | None = None) -> int:
-    """Run the audit (``run`` is injectable for tests), print and write the reports."""
+def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
+    """Run the audit (``audit`` is injectable for tests), print and write the reports."""
     from mlprop.audit import mutation, report
 
-    if run is None:
-        run = mutation.run_audit
+    if audit is None:
+        audit = mutation.run_audit
     for option, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path is not None and not path.resolve().parent.is_dir():
             raise UsageError(f"{option}: directory {path.parent} does not exist")
@@ -70,7 +70,7 @@ def cmd_audit(args: argparse.Namespace, run: Runner | None = None) -> int:
         ml_mutants=args.ml_mutants,
         equivalents=args.equivalents or mutation.EQUIVALENTS_FILE)
     try:
-        result = run(options)
+        result = audit(options)
     except mutation.AuditError as exc:
         raise UsageError(str(exc)) from None
     print(report.format_text(result))

@@ -17,7 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from mlprop.cli import EXIT_CHECK_FAILED, EXIT_OK, UsageError, non_negative_int, positive_int
+from mlprop.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    UsageError,
+    non_negative_int,
+    positive_int,
+)
 
 
 def _percent(text: str) -> float:
@@ -30,8 +36,8 @@ def _percent(text: str) -> float:
     return value
 
 
-def register(commands) -> None:
-    bench = commands.add_parser("bench", help="benchmarks: compare two revisions")
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks: compare two revisions")
     actions = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
     compare = actions.add_parser(
         "compare", help="HEAD's benchmarks against BASE's and HEAD's src/, interleaved; "
@@ -64,14 +70,14 @@ def register(commands) -> None:
     compare.add_argument("--repo", type=Path, default=Path.cwd(),
                          help="the git repository (default: the current directory)")
     compare.add_argument("--json", type=Path, help="also write the comparison as JSON")
-    compare.set_defaults(handler=cmd_compare)
+    compare.set_defaults(handler=run)
 
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from mlprop import bench
 
     threshold = args.fail_over / 100.0
