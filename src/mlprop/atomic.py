@@ -167,7 +167,7 @@ def replace_directory(new: str | os.PathLike[str],
     ``renameat2(RENAME_EXCHANGE)``: at every instant ``target`` is the old or the new
     directory. Elsewhere it is two renames (old aside, new in); a failure of the second
     puts the old one back, but a crash between them leaves ``target`` missing and the old
-    content at ``.<name>.old-<hex>`` beside it (see :func:`recover_directory`).
+    content at ``.<name>.old-<pid>-<hex>`` beside it (see :func:`recover_directory`).
     """
     new, target = Path(new), Path(target)
     if not target.exists():
@@ -177,7 +177,7 @@ def replace_directory(new: str | os.PathLike[str],
     if _rename_exchange(new, target):
         fsync_directory(target.parent)
         return new
-    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
+    retired = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex}"
     os.replace(target, retired)
     try:
         os.replace(new, target)

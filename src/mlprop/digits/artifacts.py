@@ -62,6 +62,33 @@ def _write_synced(path: Path, data: bytes) -> None:
     atomic.write_new_file(path, data)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_dead_staging(directory: Path) -> None:
+    """Delete the temp directories of ``directory`` that killed writers on this host left.
+
+    Staging directories are named ``.<name>.tmp-<pid>-<hex>`` and retired copies (from the
+    two-rename fallback) ``.<name>.old-<pid>-<hex>``; one whose process no longer exists can
+    never be completed or cleaned by it. Retired copies are removed only while the package
+    itself is in place. A live writer's directory, or an unparsable name, is kept.
+    """
+    kinds = ["tmp", "old"] if directory.is_dir() else ["tmp"]
+    for kind in kinds:
+        prefix = f".{directory.name}.{kind}-"
+        for candidate in directory.parent.glob(f"{prefix}*"):
+            pid = candidate.name[len(prefix):].partition("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(candidate, ignore_errors=True)
+
+
 def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
                  metrics: Mapping[str, Any], schema: Mapping[str, Any],
                  preprocessing: Mapping[str, Any], seed: int,
@@ -93,9 +120,10 @@ def save_package(directory: str | Path, model: nn.Module, *, architecture: str,
         "versions": library_versions(),
         **(dict(extra) if extra else {}),
     }
-    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex}"
+    staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
     try:
         atomic.recover_directory(directory)  # a crash inside a non-atomic swap elsewhere
+        _remove_dead_staging(directory)
         staging.mkdir()
     except OSError as exc:
         raise atomic.write_error(directory, exc) from exc

@@ -3,6 +3,11 @@
 ``trained_model()`` trains once and caches the package under ``cache_dir()``, keyed by a hash
 of the training config, the data and the pipeline's source; later calls (and later
 processes) load and verify the cached package. ``predict`` is the serving path.
+
+Invariant of the cache: however many processes ask for the same package at once, one
+trains and writes it (under a file lock beside it, ``digits-<key>.lock``) while the others
+wait and then load it; the package is written atomically, so a process killed at any
+point leaves either no package or a complete one, and the lock dies with its holder.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch import nn
 
+from mlprop.atomic import write_error
 from mlprop.digits import augment, data, model, preprocess, train
 from mlprop.digits.artifacts import load_package, save_package
 from mlprop.digits.evaluate import Metrics, evaluate
@@ -108,16 +115,35 @@ def train_and_evaluate(splits: Splits, config: train.TrainConfig = DEFAULT_CONFI
     return result.model, metrics, result.history
 
 
-def reference_package(config: train.TrainConfig = DEFAULT_CONFIG) -> Path:
-    """Path of the cached reference package, training it first if it is missing or bad."""
-    splits = reference_splits()
-    path = cache_dir() / f"digits-{_cache_key(config, splits)}"
+def _cached(path: Path) -> bool:
+    """Whether a complete, verified package is at ``path``."""
     try:
         load_package(path, model_dimensions)
     except PackageIntegrityError:
-        print(f"mlprop: training the reference model (cached at {path})", file=sys.stderr)
-        trained, metrics, _ = train_and_evaluate(splits, config)
-        package_model(path, trained, metrics, config)
+        return False
+    return True
+
+
+def reference_package(config: train.TrainConfig = DEFAULT_CONFIG) -> Path:
+    """Path of the cached reference package, training it first if it is missing or bad.
+
+    Concurrent callers (threads or processes) train at most once: the check, the training
+    and the write happen under ``<path>.lock``, and a caller that waited for the lock loads
+    the package the holder wrote instead of training again.
+    """
+    splits = reference_splits()
+    path = cache_dir() / f"digits-{_cache_key(config, splits)}"
+    if _cached(path):
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path.parent, exc) from exc
+    with FileLock(path.parent / f"{path.name}.lock"):
+        if not _cached(path):  # nobody else wrote it while this process waited
+            print(f"mlprop: training the reference model (cached at {path})", file=sys.stderr)
+            trained, metrics, _ = train_and_evaluate(splits, config)
+            package_model(path, trained, metrics, config)
     return path
 
 
