@@ -1,12 +1,25 @@
 """Read images a user hands to ``mlprop predict``: IDX (plain or .gz), .npy, PNG.
 
-Every loader returns uint8 (N, H, W); a single 2-D image becomes a batch of one. Nothing is
-unpickled (``np.load(allow_pickle=False)``).
+Every loader returns an (N, H, W) array (the caller checks the dtype); a single 2-D image
+becomes a batch of one. Nothing is unpickled.
+
+Invariant of every reader here: it returns an array or raises an
+:class:`~mlprop.errors.MlpropError` naming the file and the defective part (header, shape,
+data, chunk); library errors (numpy, PIL, zlib, ``tokenize``) never escape. A size a header
+declares is checked against the bytes actually there before anything is allocated: a .npy
+payload must match the file's size exactly, and a PNG's pixel data must decompress to the
+size its IHDR declares before PIL decodes it, so memory stays within a small multiple of
+the data in the file.
 """
 
 from __future__ import annotations
 
+import os
+import struct
+import tokenize
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -24,26 +37,127 @@ def _as_batch(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
+def _png_error(path: Path, field: str, actual: str) -> SchemaError:
+    return SchemaError([Violation(str(path), "a readable PNG image", f"{field}: {actual}")])
+
+
+#: Samples per pixel of each PNG colour type (PNG spec, table 11.1).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ZLIB_CHUNK = 1 << 16
+
+
+def _png_raw_size(width: int, height: int, bits: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines a PNG's IDAT stream must inflate to (PNG spec 7.2, 8.2)."""
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+    if not interlaced:
+        return rows(width, height)
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2))
+    return sum(rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy)
+               for x0, y0, dx, dy in passes)
+
+
+def _check_png_data(path: Path, handle: IO[bytes]) -> None:
+    """Inflate the IDAT chunks in bounded pieces, counting bytes, and compare with the size
+    the IHDR declares: a header promising more pixels than the file holds is refused before
+    PIL allocates the image."""
+    handle.seek(len(PNG_MAGIC))
+    head = handle.read(8 + 13)
+    if len(head) < 21 or head[4:8] != b"IHDR" or struct.unpack(">I", head[:4])[0] != 13:
+        raise _png_error(path, "IHDR", "missing or truncated first chunk")
+    width, height, bits, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[8:])
+    if colour not in _PNG_CHANNELS or bits not in (1, 2, 4, 8, 16):
+        raise _png_error(path, "IHDR", f"colour type {colour} with bit depth {bits}")
+    expected = _png_raw_size(width, height, bits * _PNG_CHANNELS[colour], interlace == 1)
+    handle.read(4)  # IHDR's CRC: PIL checks it
+    inflater, produced = zlib.decompressobj(), 0
+    while produced <= expected:
+        header = handle.read(8)
+        if len(header) < 8:
+            break
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"IEND":
+            break
+        if kind != b"IDAT":
+            handle.seek(length + 4, 1)
+            continue
+        remaining = length
+        while remaining > 0 and produced <= expected:
+            piece = handle.read(min(remaining, _ZLIB_CHUNK))
+            if not piece:
+                break
+            remaining -= len(piece)
+            try:
+                produced += len(inflater.decompress(piece, _ZLIB_CHUNK))
+                while inflater.unconsumed_tail and produced <= expected:
+                    produced += len(inflater.decompress(inflater.unconsumed_tail, _ZLIB_CHUNK))
+            except zlib.error as exc:
+                raise _png_error(path, "IDAT", f"corrupt compressed data ({exc})") from None
+        handle.seek(remaining + 4, 1)  # the rest of a short chunk, and its CRC
+    if produced < expected:
+        raise _png_error(path, "IDAT", f"image data inflates to {produced} bytes or fewer, "
+                                       f"the IHDR ({width}x{height}, {bits}-bit) needs "
+                                       f"{expected}")
+
+
 def load_png(path: Path) -> np.ndarray:
+    """A PNG as a uint8 (H, W) grayscale array; a corrupt or lying file is a SchemaError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
+        with open(path, "rb") as handle:
+            _check_png_data(path, handle)
         with Image.open(path) as image:
             return np.asarray(image.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SchemaError([Violation(str(path), "a readable PNG image", str(exc))]) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            struct.error, zlib.error, Image.DecompressionBombError) as exc:
+        if isinstance(exc, SchemaError):
+            raise
+        # PIL: OSError (truncated), SyntaxError (bad chunk/CRC), ValueError (truncated IHDR)
+        raise _png_error(path, "image", f"{type(exc).__name__}: {exc}") from None
+
+
+def _npy_error(path: Path, field: str, actual: str) -> SchemaError:
+    return SchemaError([Violation(str(path), "a .npy array without objects",
+                                  f"{field}: {actual}")])
 
 
 def load_npy(path: Path) -> np.ndarray:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError) as exc:  # EOFError: an empty file
-        raise SchemaError([Violation(str(path), "a .npy array without objects",
-                                     str(exc))]) from None
-    if not isinstance(loaded, np.ndarray):  # np.load opens a zip (.npz) whatever its name
-        loaded.close()
-        raise SchemaError([Violation(str(path), "a .npy array", "an .npz archive")])
-    return loaded
+    """A .npy array, never unpickled; the header's shape x itemsize must equal the bytes
+    after it before anything is allocated."""
+    fmt = np.lib.format
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":  # np.save never writes a zip; np.savez does
+            raise SchemaError([Violation(str(path), "a .npy array", "an .npz archive")])
+        handle.seek(0)
+        try:
+            version = fmt.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, EOFError, tokenize.TokenError, SyntaxError, TypeError,
+                OverflowError, MemoryError, RecursionError) as exc:
+            # numpy: ValueError/EOFError; a bad header: tokenize.TokenError (NOTES.md)
+            raise _npy_error(path, "header", f"{type(exc).__name__}: {exc}") from None
+        if dtype.hasobject:
+            raise _npy_error(path, "header", f"dtype {dtype} holds Python objects "
+                                             "(allow_pickle=False)")
+        if any(dim < 0 for dim in shape):
+            raise _npy_error(path, "shape", f"negative dimension in {shape}")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        available = os.fstat(handle.fileno()).st_size - handle.tell()
+        if declared != available:
+            raise _npy_error(path, "data", f"header declares {shape} of {dtype} "
+                                           f"({declared} bytes), file holds {available}")
+        handle.seek(0)
+        try:
+            return np.load(handle, allow_pickle=False)
+        except (ValueError, EOFError, tokenize.TokenError, OSError, MemoryError) as exc:
+            raise _npy_error(path, "data", f"{type(exc).__name__}: {exc}") from None
 
 
 def load_images(path: str | Path) -> np.ndarray:

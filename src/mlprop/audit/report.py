@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlprop.errors import MlpropError
+
 #: mutmut 3.8's exit-code -> status table (mutmut.stats.status_by_exit_code); anything
 #: else is "suspicious".
 STATUS_BY_EXIT_CODE: dict[int | None, str] = {
@@ -66,18 +68,29 @@ class Equivalents:
     ml: Mapping[str, str] = field(default_factory=dict)
 
 
-class EquivalentsError(ValueError):
-    """The equivalent-mutant list is malformed; the message names the entry."""
+class EquivalentsError(MlpropError, ValueError):
+    """The equivalent-mutant list is malformed; the message names the file and the entry."""
 
 
 def load_equivalents(path: Path | None) -> Equivalents:
-    """Parse the TOML list (``[mutmut]`` and ``[ml]`` tables of ``name = "reason"``)."""
+    """Parse the TOML list (``[mutmut]`` and ``[ml]`` tables of ``name = "reason"``).
+
+    Invariant: returns the two tables or raises :class:`EquivalentsError` naming the file
+    and the table or entry at fault (bad UTF-8, bad TOML, a table that is not a table, a
+    reason that is not one line of text); no other exception escapes.
+    """
     if path is None or not path.is_file():
         return Equivalents()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise EquivalentsError(f"{path}: unreadable ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise EquivalentsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise EquivalentsError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # deeply nested arrays or inline tables
+        raise EquivalentsError(f"{path}: not valid TOML (nested too deeply)") from None
     unknown = set(data) - {"mutmut", "ml"}
     if unknown:
         raise EquivalentsError(f"{path}: unknown tables {sorted(unknown)} (expected [mutmut] "
@@ -85,6 +98,9 @@ def load_equivalents(path: Path | None) -> Equivalents:
     tables = {}
     for table in ("mutmut", "ml"):
         entries = data.get(table, {})
+        if not isinstance(entries, dict):
+            raise EquivalentsError(f"{path}: [{table}] must be a table of name = \"reason\", "
+                                   f"got {type(entries).__name__}")
         for name, reason in entries.items():
             if not isinstance(reason, str) or not reason.strip() or "\n" in reason.strip():
                 raise EquivalentsError(f"{path}: [{table}] {name!r} needs a one-line reason, "

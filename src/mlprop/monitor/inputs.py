@@ -8,6 +8,7 @@ command prints it on one line and exits 2.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = [
     "check_groups",
     "check_images",
     "check_same_length",
+    "load_vector_file",
 ]
 
 
@@ -131,3 +133,61 @@ def check_same_length(arrays: Sequence[tuple[str, np.ndarray]]) -> None:
         if n != common:
             raise MonitorInputError(name, f"{common} values (one per entry of {reference})",
                                     f"{n}")
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def _parse_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_text_vector(path: Path, flag: str) -> np.ndarray:
+    """One value per line: all integers -> int64, else all numbers -> float64, else str."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise MonitorInputError(flag, "UTF-8 text, one value per line",
+                                f"{path} line {line}: invalid byte {exc.object[exc.start]:#04x}"
+                                ) from None
+    numbered = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
+    values = [(n, _parse_value(line)) for n, line in numbered if line]
+    if any(isinstance(v, str) for _, v in values):
+        return np.array([str(v) for _, v in values])
+    for n, value in values:
+        if isinstance(value, int) and not _INT64.min <= value <= _INT64.max:
+            raise MonitorInputError(flag, f"integers within int64 ({_INT64.min}..{_INT64.max})",
+                                    f"{path} line {n}: {value}")
+    if any(isinstance(v, float) for _, v in values):
+        return np.array([v for _, v in values], dtype=np.float64)
+    return np.array([v for _, v in values], dtype=np.int64)
+
+
+def load_vector_file(path: str | Path, flag: str) -> np.ndarray:
+    """A 1-D input (labels, predictions, groups) from ``.npy``, ``.txt`` / ``.csv`` (one
+    value per line) or IDX (plain or ``.gz``).
+
+    Invariant: returns an array (its shape and values are checked later by
+    :func:`check_categories` / :func:`check_groups`) or raises an
+    :class:`~mlprop.errors.MlpropError` naming ``flag``, the file and the defect (a line
+    number for text); a missing file is a ``FileNotFoundError`` naming both. Memory stays
+    within a small multiple of the file's size (the binary readers check declared sizes
+    against the file first).
+    """
+    from mlprop.digits.data import read_idx
+    from mlprop.image_files import load_npy
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag}: no such file: {path}")
+    if path.suffix == ".npy":
+        return load_npy(path)
+    if path.suffix in (".txt", ".csv"):
+        return _parse_text_vector(path, flag)
+    return read_idx(path)
