@@ -71,23 +71,29 @@ def _check_png_data(path: Path, handle: IO[bytes]) -> None:
         raise _png_error(path, "IHDR", f"colour type {colour} with bit depth {bits}")
     expected = _png_raw_size(width, height, bits * _PNG_CHANNELS[colour], interlace == 1)
     handle.read(4)  # IHDR's CRC: PIL checks it
+    size = os.fstat(handle.fileno()).st_size
     inflater, produced = zlib.decompressobj(), 0
-    while produced <= expected:
+    while True:
         header = handle.read(8)
         if len(header) < 8:
             break
         length, kind = struct.unpack(">I4s", header)
+        if length + 4 > size - handle.tell():  # PIL would read the declared length at once
+            raise _png_error(path, f"chunk {kind!r}", f"declares {length} bytes, the file "
+                                                      f"has {size - handle.tell()} left")
         if kind == b"IEND":
             break
         if kind != b"IDAT":
             handle.seek(length + 4, 1)
             continue
         remaining = length
-        while remaining > 0 and produced <= expected:
+        while remaining > 0:
             piece = handle.read(min(remaining, _ZLIB_CHUNK))
             if not piece:
                 break
             remaining -= len(piece)
+            if produced > expected:  # enough data for the IHDR: skip the rest
+                continue
             try:
                 produced += len(inflater.decompress(piece, _ZLIB_CHUNK))
                 while inflater.unconsumed_tail and produced <= expected:
