@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.attribution import explain, max_sensitivity, top_k_overlap
-from mlprop.checks import as_tensor, assert_close, fail, reproduction
+from mlprop.checks import as_tensor, assert_close, fail, reproduction, requires
+from mlprop.profiles import examples_at_most
+
+pytestmark = requires("trained_model", "holdout")
 
 DEFAULTS = {
     "attribution_completeness_rtol": 1e-3,  # |sum(phi) - (f(x) - E f(bg))| / scale
@@ -26,7 +29,7 @@ DEFAULTS = {
                                               # of the mean |f(x) - E f(background)|
 }
 BACKGROUND = 16
-SHAP_SETTINGS = settings(max_examples=3)
+SHAP_SETTINGS = examples_at_most(3)
 
 
 def _threshold(target, name: str) -> float:
@@ -187,7 +190,7 @@ def test_attributions_are_batch_independent(target, seed):
                      "the batch it is explained in", atol=1e-5 * scale, rtol=1e-4)
 
 
-@settings(max_examples=2)
+@examples_at_most(2)
 @given(seed=gen.seeds())
 def test_mean_attribution_maps_agree_across_disjoint_subsets(target, seed):
     """Global importance (mean |SHAP| per input feature) from two disjoint holdout subsets

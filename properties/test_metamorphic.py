@@ -8,11 +8,14 @@ Hypothesis chooses the seeds, magnitudes and subsets.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies as gen
-from mlprop.checks import as_numpy, assert_close, fail, reproduction
+import mlprop.strategies as gen
+from mlprop.checks import as_numpy, assert_close, fail, reproduction, requires
+from mlprop.profiles import examples_at_most
+
+pytestmark = requires("predict", "holdout")
 
 DEFAULTS = {
     "invariance_agreement": 0.9,  # share of confident predictions an augmentation keeps
@@ -45,7 +48,7 @@ def _confident(target, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sample[keep], classes[keep], confidence[keep]
 
 
-@settings(max_examples=4)
+@examples_at_most(4)
 @given(seed=gen.seeds(), magnitude=st.floats(0.02, 0.15))
 def test_label_preserving_augmentation_keeps_confident_predictions(target, augmentation_name,
                                                                    seed, magnitude):
@@ -83,7 +86,7 @@ def _erase(images: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return erased
 
 
-@settings(max_examples=4)
+@examples_at_most(4)
 @given(seed=gen.seeds())
 def test_confidence_does_not_rise_as_the_digit_is_erased(target, seed):
     """Erasing a growing share of the ink of confidently classified images does not raise
@@ -105,7 +108,7 @@ def test_confidence_does_not_rise_as_the_digit_is_erased(target, seed):
                      f"{ERASED_FRACTIONS}", str([round(m, 4) for m in means]))
 
 
-@settings(max_examples=10)
+@examples_at_most(10)
 @given(seed=gen.seeds(), size=st.integers(1, 8), data=st.data())
 def test_duplicated_image_gets_identical_rows(target, seed, size, data):
     """An image that appears twice in a batch gets the same probabilities in both rows.
@@ -128,7 +131,7 @@ def test_duplicated_image_gets_identical_rows(target, seed, size, data):
                      "the two copies of one image get different predictions", atol=1e-6)
 
 
-@settings(max_examples=10)
+@examples_at_most(10)
 @given(seed=gen.seeds(), size=st.integers(2, 16), data=st.data())
 def test_predictions_are_invariant_to_batch_order(target, seed, size, data):
     """predict(images[p]) == predict(images)[p] for a permutation p of holdout images.

@@ -6,10 +6,10 @@ import io
 
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.checks import (
     as_numpy,
     as_tensor,
@@ -18,7 +18,11 @@ from mlprop.checks import (
     assert_shape,
     fail,
     reproduction,
+    requires,
 )
+from mlprop.profiles import examples_at_most
+
+pytestmark = requires("build_model")
 
 ATOL, RTOL = 1e-5, 1e-4
 OVERFIT_STEPS = 60
@@ -67,7 +71,7 @@ def _parameters(model) -> dict[str, np.ndarray]:
     return {name: as_numpy(p).copy() for name, p in model.state_dict().items()}
 
 
-@settings(max_examples=5)
+@examples_at_most(5)
 @given(seed=gen.seeds())
 def test_build_model_same_seed_gives_identical_parameters(target, seed):
     """build_model(s) twice gives bit-identical parameters and buffers.
@@ -83,7 +87,7 @@ def test_build_model_same_seed_gives_identical_parameters(target, seed):
                                               "between two calls with the same seed")
 
 
-@settings(max_examples=5)
+@examples_at_most(5)
 @given(seeds=st.lists(gen.seeds(), min_size=2, max_size=2, unique=True))
 def test_build_model_different_seeds_give_different_parameters(target, seeds):
     """Two different seeds give different initial weights.
@@ -148,7 +152,7 @@ def _loss_and_gradients(model, inputs, labels):
     return loss
 
 
-@settings(max_examples=5)
+@examples_at_most(5)
 @given(data=st.data(), seed=gen.seeds())
 def test_every_parameter_receives_a_gradient(target, data, seed):
     """One backward pass gives every trainable parameter a finite, non-zero gradient.
@@ -174,7 +178,7 @@ def test_every_parameter_receives_a_gradient(target, data, seed):
                      "all zeros")
 
 
-@settings(max_examples=5)
+@examples_at_most(5)
 @given(data=st.data(), seed=gen.seeds())
 def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed):
     """After one SGD step every parameter with requires_grad has changed.
@@ -197,7 +201,7 @@ def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed
                      "a changed value", "unchanged")
 
 
-@settings(max_examples=3)
+@examples_at_most(3)
 @given(data=st.data(), seed=gen.seeds())
 def test_loss_falls_when_overfitting_one_small_batch(target, data, seed):
     """Adam on one batch of 8 distinct labelled images at least halves the training loss.
@@ -231,7 +235,7 @@ def test_loss_falls_when_overfitting_one_small_batch(target, data, seed):
                  f"{last:.4f}")
 
 
-@settings(max_examples=5)
+@examples_at_most(5)
 @given(data=st.data(), seeds=st.lists(gen.seeds(), min_size=2, max_size=2, unique=True))
 def test_state_dict_round_trip_gives_identical_outputs(target, data, seeds):
     """Saving a model's state_dict and loading it into a model built with another seed gives

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies as gen
-from mlprop.checks import as_numpy, assert_close, assert_shape, fail, reproduction
+import mlprop.strategies as gen
+from mlprop.checks import as_numpy, assert_close, assert_shape, fail, reproduction, requires
+from mlprop.profiles import examples_at_most
+
+pytestmark = requires("predict")
 
 SUM_ATOL = 1e-5
 
@@ -73,7 +76,8 @@ def test_predict_is_batch_independent(target, data):
                          "that image alone", atol=1e-5, rtol=1e-4)
 
 
-@settings(max_examples=1)
+@requires("holdout")
+@examples_at_most(1)
 @given(st.just(None))
 def test_predict_accuracy_on_holdout_meets_the_floor(target, _):
     """Accuracy of predict on target.holdout() is at least target.min_accuracy.

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.checks import (
     as_numpy,
     assert_close,

@@ -3,22 +3,28 @@
 Built on :mod:`hypothesis.extra.numpy`; every strategy takes keyword-only options and checks
 them when it is defined, raising :class:`hypothesis.errors.InvalidArgument`. Modules:
 
-- :mod:`strategies.images`: raw ``uint8 (N, H, W)`` batches and single images of many kinds;
-- :mod:`strategies.labels`: class labels and labelled batches;
-- :mod:`strategies.schemas`: random valid :class:`~mlprop.schema.ImageSchema` instances;
-- :mod:`strategies.data`: ``(images, labels)`` that a schema accepts;
-- :mod:`strategies.invalid`: data with exactly one defect, and the field it trips;
-- :mod:`strategies.params`: seeds and augmentation magnitudes.
+- :mod:`mlprop.strategies.images`: raw ``uint8 (N, H, W)`` batches and single images of many kinds;
+- :mod:`mlprop.strategies.labels`: class labels and labelled batches;
+- :mod:`mlprop.strategies.schemas`: random valid :class:`~mlprop.schema.ImageSchema` instances;
+- :mod:`mlprop.strategies.data`: ``(images, labels)`` that a schema accepts;
+- :mod:`mlprop.strategies.invalid`: data with exactly one defect, and the field it trips;
+- :mod:`mlprop.strategies.params`: seeds and augmentation magnitudes.
 
 Works against any target: only :mod:`mlprop.schema` and :mod:`mlprop.errors` are used.
 """
 
-from strategies.data import IMAGE_LAYOUTS, LABEL_DTYPES, valid_data
-from strategies.images import DEFAULT_MAX_PIXELS, DEFAULT_SIDE_CAP, IMAGE_KINDS, image, images
-from strategies.invalid import INVALID_FIELDS, InvalidExample, invalid_data
-from strategies.labels import labelled_batches, labels
-from strategies.params import MAX_SEED, magnitudes, seeds
-from strategies.schemas import image_schemas
+from mlprop.strategies.data import IMAGE_LAYOUTS, LABEL_DTYPES, valid_data
+from mlprop.strategies.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SIDE_CAP,
+    IMAGE_KINDS,
+    image,
+    images,
+)
+from mlprop.strategies.invalid import INVALID_FIELDS, InvalidExample, invalid_data
+from mlprop.strategies.labels import labelled_batches, labels
+from mlprop.strategies.params import MAX_SEED, magnitudes, seeds
+from mlprop.strategies.schemas import image_schemas
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from mlprop.schema import ImageSchema
-from strategies._validation import check_bool
-from strategies.images import DEFAULT_SIDE_CAP
-from strategies.labels import labelled_batches
+from mlprop.strategies._validation import check_bool
+from mlprop.strategies.images import DEFAULT_SIDE_CAP
+from mlprop.strategies.labels import labelled_batches
 
 __all__ = ["IMAGE_LAYOUTS", "LABEL_DTYPES", "valid_data"]
 
@@ -63,7 +63,7 @@ def valid_data(
     """``(images, labels)`` that ``schema.validate(images, labels)`` accepts.
 
     By default the canonical form: C-contiguous ``uint8 (N, H, W)`` images and ``int64 (N,)``
-    labels, as :func:`~strategies.labelled_batches` gives them (the options mean the same).
+    labels, as :func:`~mlprop.strategies.labelled_batches` gives them (the options mean the same).
     With ``varied_layout=True`` the data covers more of what the schema accepts: images in
     any of :data:`IMAGE_LAYOUTS` (Fortran order, non-contiguous, negative strides,
     read-only) and labels of any integer dtype in :data:`LABEL_DTYPES` that holds every

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mlprop.schema import ImageSchema
-from strategies._validation import (
+from mlprop.strategies._validation import (
     batch_range,
     check_bool,
     check_choices,

@@ -19,9 +19,20 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from mlprop.schema import ImageSchema
-from strategies._validation import batch_range, check_choices, check_int, check_schema, side_range
-from strategies.images import DEFAULT_MAX_PIXELS, DEFAULT_SIDE_CAP, batch_of_shape, batch_upper
-from strategies.labels import labels_of_size
+from mlprop.strategies._validation import (
+    batch_range,
+    check_choices,
+    check_int,
+    check_schema,
+    side_range,
+)
+from mlprop.strategies.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SIDE_CAP,
+    batch_of_shape,
+    batch_upper,
+)
+from mlprop.strategies.labels import labels_of_size
 
 __all__ = ["INVALID_FIELDS", "InvalidExample", "invalid_data"]
 
@@ -299,7 +310,7 @@ def invalid_data(
     - ``images`` / ``labels``: nested Python lists instead of arrays.
 
     Everything else is valid: N within ``[min_batch, max_batch]`` (at least 1 where the
-    defect needs an element), valid sides capped as in :func:`~strategies.images`.
+    defect needs an element), valid sides capped as in :func:`~mlprop.strategies.images`.
     """
     schema = check_schema(schema)
     min_batch, max_batch = batch_range(min_batch, max_batch)

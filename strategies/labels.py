@@ -11,8 +11,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from mlprop.schema import ImageSchema
-from strategies._validation import check_int, check_optional_int, check_order
-from strategies.images import DEFAULT_MAX_PIXELS, DEFAULT_SIDE_CAP, images
+from mlprop.strategies._validation import check_int, check_optional_int, check_order
+from mlprop.strategies.images import DEFAULT_MAX_PIXELS, DEFAULT_SIDE_CAP, images
 
 __all__ = ["DEFAULT_MAX_LABELS", "labelled_batches", "labels"]
 
@@ -88,9 +88,9 @@ def labelled_batches(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     kinds: Collection[str] | None = None,
 ) -> st.SearchStrategy[tuple[np.ndarray, np.ndarray]]:
-    """``(images, labels)``: an :func:`~strategies.images` batch and one label per image.
+    """``(images, labels)``: an :func:`~mlprop.strategies.images` batch and one label per image.
 
-    The image options are those of :func:`~strategies.images`; labels are ``int64 (N,)`` in
+    The image options are those of :func:`~mlprop.strategies.images`; labels are ``int64 (N,)`` in
     ``[0, schema.num_classes)``.
     """
     batches = images(

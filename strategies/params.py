@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from strategies._validation import check_float, check_order
+from mlprop.strategies._validation import check_float, check_order
 
 __all__ = ["MAX_SEED", "magnitudes", "seeds"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from mlprop.schema import ImageSchema
-from strategies._validation import check_int, check_order
+from mlprop.strategies._validation import check_int, check_order
 
 __all__ = ["image_schemas"]
 

@@ -3,14 +3,12 @@ so it is not tuned to the reference pipeline."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mlprop.audit.runner import load_properties, run_property
 from tests import alt_targets
 
-PROPERTIES = load_properties(Path(__file__).resolve().parents[1] / "properties")
+PROPERTIES = load_properties()
 
 
 @pytest.mark.parametrize("prop", sorted(PROPERTIES))

@@ -297,9 +297,9 @@ def test_predict_on_missing_file_exits_2_naming_it(package: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize(("pytest_code", "expected"), [(0, 0), (1, 1), (5, 1), (2, 2), (4, 2)])
-def test_check_maps_pytest_exit_codes(monkeypatch, capsys, pytest_code: int, expected: int):
-    if not (REPO / "properties").is_dir():
-        pytest.skip("properties/ does not exist yet: `mlprop check` needs the suite")
+def test_check_maps_pytest_exit_codes(monkeypatch, capsys, tmp_path: Path, pytest_code: int,
+                                      expected: int):
+    monkeypatch.chdir(tmp_path)  # the user's project: the suite runs there, installed
     commands = []
 
     def fake_call(command, cwd):
@@ -310,26 +310,23 @@ def test_check_maps_pytest_exit_codes(monkeypatch, capsys, pytest_code: int, exp
     assert cli.main(["check", "--target", "pkg.mod:target", "--", "-k", "x", "--stats"]) \
         == expected
     ((command, cwd),) = commands
-    assert command[:3] == [sys.executable, "-m", "pytest"]
-    assert command[3] == str(REPO / "properties")
+    assert command[:5] == [sys.executable, "-m", "pytest", "--pyargs", "mlprop.properties"]
     assert command[command.index("--mlprop-target") + 1] == "pkg.mod:target"
     assert command[-2:] == ["-k", "x"]
     assert "--stats" not in command
     assert "--hypothesis-show-statistics" in command
-    assert cwd == REPO
+    assert cwd == tmp_path
     assert capsys.readouterr().err.startswith("mlprop check: ")
 
 
 def test_check_without_property_suite_exits_2(monkeypatch, tmp_path: Path, capsys):
-    monkeypatch.setattr(suite, "__file__", str(tmp_path / "site" / "mlprop" / "suite.py"))
+    monkeypatch.setitem(sys.modules, "mlprop.properties", None)  # a broken installation
     assert cli.main(["check"]) == 2
     assert "property suite not found" in one_line_error(capsys.readouterr().err, "check")
 
 
 def test_check_with_empty_selection_exits_1(capfd):
     """A real pytest run that selects nothing (pytest exit 5) is a failed check (exit 1)."""
-    if not (REPO / "properties").is_dir():
-        pytest.skip("properties/ does not exist yet: `mlprop check` needs the suite")
     code = cli.main(["check", "--", "-k", "some_nonexistent_name_xyzzy"])
     captured = capfd.readouterr()
     assert code == 1, captured.out + captured.err

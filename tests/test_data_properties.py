@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.digits.data import (
     Leak,
     LeakageError,

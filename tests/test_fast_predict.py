@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.digits import pipeline
 from mlprop.digits.fast_predict import (
     FastPredictor,

@@ -7,20 +7,16 @@ builds the kill matrix is ``mlprop faults``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mlprop.audit.faults import CATALOGUE
 from mlprop.audit.runner import load_properties, run_fault, run_property
 from mlprop.target import load_target
 
-PROPERTIES_DIR = Path(__file__).resolve().parents[1] / "properties"
-
 
 @pytest.fixture(scope="module")
 def properties():
-    return load_properties(PROPERTIES_DIR)
+    return load_properties()
 
 
 @pytest.fixture(scope="module")

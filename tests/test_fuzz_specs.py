@@ -117,9 +117,6 @@ BENCH_SEED = json.dumps({"benchmarks": [
     "mlprop": {"sources": {"mlprop": "/x/src/mlprop/__init__.py"}}}).encode()
 
 
-@pytest.mark.xfail(reason="issue 18: mlprop.bench.read_times/read_sources let json, KeyError "
-                   "and TypeError escape on a malformed --benchmark-json file (the bench "
-                   "package is being refactored; see the report)", strict=False)
 @fuzz_settings(1)
 @given(data=mutations(BENCH_SEED, header=len(BENCH_SEED)))
 def test_fuzz_benchmark_json(data: bytes):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.digits.evaluate import confusion_matrix, evaluate
 
 TOLERANCE = 1e-12

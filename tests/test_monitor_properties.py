@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-import strategies as gen
+import mlprop.strategies as gen
 from mlprop.monitor import (
     FEATURE_NAMES,
     DriftConfig,

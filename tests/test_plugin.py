@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from mlprop.plugin import DEFAULT_TARGET, default_profile, resolve_target_spec
+from mlprop.config import ConfigError
+from mlprop.plugin import DEFAULT_TARGET, resolve_target_spec
+from mlprop.profiles import (
+    PROFILES,
+    ProfileError,
+    default_profile,
+    examples_at_most,
+    profile_name,
+    property_settings,
+)
 
 pytest_plugins = ["pytester"]
 
-_ENV_VARS = ("MLPROP_TARGET", "CI", "HYPOTHESIS_PROFILE", "MUTANT_UNDER_TEST")
+_ENV_VARS = ("MLPROP_TARGET", "CI", "HYPOTHESIS_PROFILE", "MUTANT_UNDER_TEST", "MLPROP_PROFILE")
 
 TOY_TARGET_MODULE = '''
 import numpy as np
@@ -91,54 +100,131 @@ def _header(result: pytest.RunResult) -> str:
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, "dev"),
-        ({"CI": "true"}, "ci"),
-        ({"CI": "1"}, "ci"),
-        ({"CI": "TRUE"}, "ci"),
-        ({"CI": "false"}, "dev"),
-        ({"CI": "False"}, "dev"),
-        ({"CI": "0"}, "dev"),
-        ({"CI": "no"}, "dev"),
-        ({"CI": ""}, "dev"),
-        ({"MUTANT_UNDER_TEST": "mlprop.digits.x__mutmut_1"}, "mutmut"),
-        ({"MUTANT_UNDER_TEST": "m", "CI": "true"}, "mutmut"),
-        ({"MUTANT_UNDER_TEST": ""}, "dev"),
+        ({}, ("mlprop-dev", "default")),
+        ({"CI": "true"}, ("mlprop-ci", "CI")),
+        ({"CI": "1"}, ("mlprop-ci", "CI")),
+        ({"CI": "TRUE"}, ("mlprop-ci", "CI")),
+        ({"CI": "false"}, ("mlprop-dev", "default")),
+        ({"CI": "False"}, ("mlprop-dev", "default")),
+        ({"CI": "0"}, ("mlprop-dev", "default")),
+        ({"CI": "no"}, ("mlprop-dev", "default")),
+        ({"CI": ""}, ("mlprop-dev", "default")),
+        ({"MUTANT_UNDER_TEST": "mlprop.digits.x__mutmut_1"}, ("mlprop-mutmut",
+                                                              "MUTANT_UNDER_TEST")),
+        ({"MUTANT_UNDER_TEST": "m", "CI": "true"}, ("mlprop-mutmut", "MUTANT_UNDER_TEST")),
+        ({"MUTANT_UNDER_TEST": ""}, ("mlprop-dev", "default")),
+        ({"MLPROP_PROFILE": "thorough", "CI": "true"}, ("mlprop-thorough", "MLPROP_PROFILE")),
+        ({"MLPROP_PROFILE": "mlprop-ci"}, ("mlprop-ci", "MLPROP_PROFILE")),
     ],
 )
 def test_default_profile(environ, expected):
     assert default_profile(environ) == expected
 
 
-def test_profiles_are_registered_with_the_documented_settings():
-    ci, dev = settings.get_profile("ci"), settings.get_profile("dev")
-    thorough, mutmut = settings.get_profile("thorough"), settings.get_profile("mutmut")
-    assert ci.derandomize and ci.deadline is None and ci.database is None
-    assert mutmut.derandomize and mutmut.deadline is None and mutmut.database is None
-    assert dev.deadline is None and thorough.deadline is None
-    assert mutmut.max_examples <= ci.max_examples < dev.max_examples < thorough.max_examples
+def test_unknown_profile_name_is_a_clear_error():
+    with pytest.raises(ProfileError, match="expected one of ci, dev, thorough, mutmut, got 'fast'"):
+        profile_name("fast")
+
+
+def test_profiles_have_the_documented_settings():
+    ci, dev = PROFILES["mlprop-ci"], PROFILES["mlprop-dev"]
+    thorough, mutmut = PROFILES["mlprop-thorough"], PROFILES["mlprop-mutmut"]
+    assert ci["derandomize"] and ci["deadline"] is None and ci["database"] is None
+    assert mutmut["derandomize"] and mutmut["deadline"] is None and mutmut["database"] is None
+    assert dev["deadline"] is None and thorough["deadline"] is None
+    assert (mutmut["max_examples"] <= ci["max_examples"] < dev["max_examples"]
+            < thorough["max_examples"])
+
+
+def test_property_settings_cap_and_scale_the_examples():
+    def cheap():
+        pass
+
+    @examples_at_most(3)
+    def costly():
+        pass
+
+    assert property_settings(cheap, "ci").max_examples == 20
+    assert property_settings(costly, "ci").max_examples == 3
+    assert property_settings(cheap, "thorough", 0.1).max_examples == 50
+    assert property_settings(costly, "ci", 0.01).max_examples == 1
+    assert property_settings(cheap, "ci").derandomize
+
+
+def test_the_plugin_never_registers_or_loads_a_hypothesis_profile():
+    """Importing the plugin leaves Hypothesis's global state alone (the user's)."""
+    import importlib
+
+    import mlprop.plugin
+
+    before = settings.get_current_profile_name(), settings.default.max_examples
+    importlib.reload(mlprop.plugin)
+    assert (settings.get_current_profile_name(), settings.default.max_examples) == before
+    for name in ("ci", "dev", "thorough", "mutmut"):
+        registered = settings._profiles.get(name)  # Hypothesis's own "ci" may exist
+        assert registered is None or registered.max_examples != PROFILES[
+            f"mlprop-{name}"]["max_examples"] or name == "ci"
+
+
+USER_CONFTEST = """
+from hypothesis import settings
+
+settings.register_profile("users", max_examples=7)
+APPLIED = []
+
+def pytest_collection_finish(session):
+    for item in session.items:  # the property as pytest collected it
+        if item.name == "test_preprocess_is_deterministic":
+            APPLIED.append(item.obj._hypothesis_internal_use_settings)
+"""
+
+USER_HYPOTHESIS_TEST = """
+from hypothesis import given, settings, strategies as st
+
+from conftest import APPLIED
+
+SEEN = []
+
+@given(st.integers())
+def test_user_property(x):
+    SEEN.append(settings.default.max_examples)
+
+def test_user_settings_are_the_users_and_mlprops_are_mlprops():
+    assert set(SEEN) == {{{user}}}, SEEN
+    assert len(SEEN) == {user}
+    (applied,) = APPLIED
+    assert applied.max_examples == {mlprop}
+    assert applied.derandomize is {derandomized}
+"""
 
 
 @pytest.mark.parametrize(
-    ("environ", "args", "expected"),
+    ("environ", "args", "user", "mlprop", "header"),
     [
-        ({"CI": "true"}, [], "ci"),
-        ({"CI": "true", "HYPOTHESIS_PROFILE": "thorough"}, [], "thorough"),
+        ({"CI": "true"}, [], 100, 20, "mlprop-ci (from CI)"),
+        ({}, [], 100, 50, "mlprop-dev (from default)"),
+        ({"CI": "true"}, ["--hypothesis-profile", "users"], 7, 20, "mlprop-ci (from CI)"),
+        ({}, ["--mlprop-profile", "thorough"], 100, 500,
+         "mlprop-thorough (from --mlprop-profile)"),
     ],
-    ids=["CI", "HYPOTHESIS_PROFILE-beats-CI"],
+    ids=["CI", "local", "user-profile", "mlprop-option"],
 )
-def test_profile_is_chosen_at_startup(pytester, monkeypatch, environ, args, expected):
-    """The import-time choice needs a fresh interpreter: a subprocess."""
-    pytester.makepyfile(test_profile=f"""
-from hypothesis import settings
-
-def test_profile():
-    assert settings.get_current_profile_name() == {expected!r}
-""")
+def test_user_hypothesis_tests_keep_their_settings(pytester, monkeypatch, environ, args,
+                                                   user, mlprop, header):
+    """A user's own Hypothesis test in the same run as mlprop's properties keeps Hypothesis's
+    default (or the profile the user chose) while the properties use mlprop's profile.
+    A fresh interpreter: a subprocess."""
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_user=USER_HYPOTHESIS_TEST.format(
+        user=user, mlprop=mlprop, derandomized=mlprop == 20))
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
-    assert f"hypothesis profile: {expected}" in _header(result)
-    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "test_user.py", "--pyargs",
+        "mlprop.properties.test_preprocess", "-k",
+        "user or test_preprocess_is_deterministic", "--mlprop-examples-scale", "1", *args)
+    assert f"mlprop profile: {header}" in _header(result)
+    result.assert_outcomes(passed=3)
 
 
 # -------------------------------------------------------------- target resolution
@@ -156,19 +242,37 @@ def test_resolve_target_spec_pure_function(tmp_path):
     assert resolve_target_spec("", {"MLPROP_TARGET": ""}, tmp_path)[0] == "file:t"
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        "[tool.other]\ntarget = 'x:y'\n",
-        "[tool.mlprop]\ntarget = 3\n",
-        "[tool.mlprop\nbroken",
-        "[tool.mlprop]\nother = 'x:y'\n",
-    ],
-    ids=["other-tool", "not-a-string", "bad-toml", "no-target-key"],
-)
-def test_unusable_pyproject_falls_back_to_default(tmp_path, content):
-    (tmp_path / "pyproject.toml").write_text(content)
+def test_pyproject_without_an_mlprop_section_falls_back_to_default(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\ntarget = 'x:y'\n")
     assert resolve_target_spec(None, {}, tmp_path) == (DEFAULT_TARGET, "default")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[tool.mlprop]\ntarget = 3\n", "target: expected a string"),
+        ("[tool.mlprop\nbroken", "not valid TOML"),
+        ("[tool.mlprop]\ntargt = 'x:y'\n", "unknown key 'targt'"),
+        ("[tool.mlprop]\nsuite = 'yes'\n", "suite: expected a boolean"),
+        ("[tool.mlprop]\ncomponents = ['preprocess', 'modle']\n", "components: expected"),
+        ("[tool.mlprop]\nexamples_scale = true\n", "examples_scale: expected a number"),
+    ],
+    ids=["not-a-string", "bad-toml", "unknown-key", "suite-not-bool", "unknown-component",
+         "bool-scale"],
+)
+def test_bad_pyproject_is_a_clear_error_naming_the_key(tmp_path, content, message):
+    (tmp_path / "pyproject.toml").write_text(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        resolve_target_spec(None, {}, tmp_path)
+    assert str(tmp_path / "pyproject.toml") in str(caught.value)
+
+
+def test_bad_pyproject_stops_pytest_with_one_usage_error(pytester):
+    pytester.makepyprojecttoml("[tool.mlprop]\ntargt = 'x:y'\n")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = _run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*mlprop:*unknown key 'targt'*"])
 
 
 @pytest.mark.parametrize(
@@ -197,7 +301,7 @@ def test_header_names_the_target_and_its_source(pytester, monkeypatch, use_optio
     assert header.startswith(f"mlprop target: {expected}")
     if "[tool.mlprop]" in expected:
         assert str(Path(pytester.path) / "pyproject.toml") in header
-    assert "hypothesis profile: " in header
+    assert "mlprop profile: " in header
     result.assert_outcomes(passed=1)
 
 

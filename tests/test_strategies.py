@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-import strategies as S
+import mlprop.strategies as S
 from mlprop.errors import SchemaError
 from mlprop.schema import ImageSchema
 

@@ -114,3 +114,12 @@ def assert_close(actual: Any, expected: Any, what: str, *, atol: float = 0.0,
         count = int((excess > 0).sum()) if (excess > 0).any() else int((a != e).sum())
         fail(what, f"{e[index]!r} at index {tuple(int(i) for i in index)} (atol={atol}, "
                    f"rtol={rtol})", f"{a[index]!r}; {count} of {a.size} elements differ")
+
+
+def requires(*fields: str) -> Any:
+    """Mark a property (or a module, as ``pytestmark``) as needing these optional Target
+    fields: the plugin skips it, and lists it as not checked, when the target leaves one
+    out."""
+    import pytest
+
+    return pytest.mark.mlprop_requires(*fields)

@@ -1,78 +1,128 @@
-"""pytest plugin: chooses the target under test, registers Hypothesis profiles.
+"""pytest plugin: the target under test, mlprop's Hypothesis settings, the suite's order.
 
 Target resolution order (DESIGN.md): ``--mlprop-target`` > ``$MLPROP_TARGET`` >
 ``[tool.mlprop] target`` in the pyproject.toml of the directory pytest runs from >
-``mlprop.digits:target``. The ``target`` fixture yields it; the header names it.
-A target's ``expected_failed_checks`` turn the named properties into strict xfails, and a
+``mlprop.digits:target``. The ``target`` fixture yields it; the header names it, where it
+came from, the mlprop profile and the mlprop version.
+
+Being a good guest: the plugin never loads a Hypothesis profile. mlprop's properties (the
+test functions of :mod:`mlprop.properties`) get their settings one by one
+(:mod:`mlprop.profiles`); every other Hypothesis test in the run keeps the user's settings,
+``--hypothesis-profile`` included.
+
+Properties run component by component along the data flow (preprocess, augment, model,
+predict, metamorphic, attribution), so the cheap properties that most bugs trip report
+first. Each property item carries the markers ``mlprop`` and ``mlprop_<component>``
+(``-m mlprop_preprocess``) and ``--mlprop-components`` selects components. A property that
+needs a Target field the target leaves out (no augmentations, no trained model yet) is
+skipped, and the end of the run lists what was not checked and which field enables it.
+A target's ``expected_failed_checks`` turn the named properties into strict xfails; a
 declaration that names no collected property is reported at the end of the run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
+from mlprop import __version__
 from mlprop.checks import CURRENT_SPEC
+from mlprop.config import COMPONENTS, ProjectConfig, read_config
 from mlprop.errors import MlpropError
-from mlprop.target import Target, load_target
+from mlprop.profiles import apply_settings, default_profile, profile_name, property_settings
+from mlprop.target import OPTIONAL_FIELDS, Target, load_target
 
 DEFAULT_TARGET = "mlprop.digits:target"
-
-_QUIET_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large]
-
-settings.register_profile(
-    "ci", derandomize=True, deadline=None, max_examples=20, database=None,
-    print_blob=True, suppress_health_check=_QUIET_CHECKS,
-)
-settings.register_profile("dev", deadline=None, max_examples=50,
-                          suppress_health_check=_QUIET_CHECKS)
-settings.register_profile("thorough", deadline=None, max_examples=500,
-                          suppress_health_check=_QUIET_CHECKS)
-settings.register_profile(
-    "mutmut", derandomize=True, deadline=None, max_examples=10, database=None,
-    suppress_health_check=_QUIET_CHECKS,
-)
+REQUIRES_MARK = "mlprop_requires"
 
 
-def default_profile(environ: os._Environ | dict = os.environ) -> str:
-    """``mutmut`` under a mutation run, ``ci`` when ``CI`` is set, else ``dev``."""
-    if environ.get("MUTANT_UNDER_TEST"):
-        return "mutmut"
-    if environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        return "ci"
-    return "dev"
+@functools.cache
+def properties_dir() -> Path:
+    """The directory of the installed property suite (``mlprop.properties``)."""
+    from mlprop import suite
+
+    return suite.properties_dir()
 
 
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or default_profile())
-
-
-def _pyproject_target(directory: Path) -> str | None:
-    pyproject = directory / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    value = data.get("tool", {}).get("mlprop", {}).get("target")
-    return value if isinstance(value, str) else None
-
-
-def resolve_target_spec(option: str | None, environ: dict | os._Environ,
-                        directory: Path) -> tuple[str, str]:
+def resolve_target_spec(option: str | None, environ: Mapping[str, str],
+                        directory: Path, config: ProjectConfig | None = None
+                        ) -> tuple[str, str]:
     """Return ``(spec, where_it_came_from)`` following the documented order."""
     if option:
         return option, "--mlprop-target"
     if environ.get("MLPROP_TARGET"):
         return environ["MLPROP_TARGET"], "MLPROP_TARGET"
-    from_file = _pyproject_target(directory)
-    if from_file:
-        return from_file, f"[tool.mlprop] in {directory / 'pyproject.toml'}"
+    config = config if config is not None else read_config(directory)
+    if config.get("target"):
+        return config.get("target"), f"[tool.mlprop] in {config.path}"
     return DEFAULT_TARGET, "default"
+
+
+def parse_scale(text: str | float | Mapping[str, float]) -> dict[str, float]:
+    """``0.5`` (every component) or ``model=0.25,attribution=0.5`` -> ``{component: scale}``."""
+    def number(value: Any, where: str) -> float:
+        try:
+            scale = float(value)
+        except (TypeError, ValueError):
+            raise MlpropError(f"{where}: expected a number > 0, got {value!r}") from None
+        if not 0 < scale <= 100:
+            raise MlpropError(f"{where}: expected a number in (0, 100], got {value!r}")
+        return scale
+
+    if isinstance(text, Mapping):
+        pairs = list(text.items())
+    elif isinstance(text, int | float) or "=" not in str(text):
+        return dict.fromkeys(COMPONENTS, number(text, "examples scale"))
+    else:
+        pairs = [part.split("=", 1) for part in str(text).split(",") if part.strip()]
+    scales = dict.fromkeys(COMPONENTS, 1.0)
+    for name, value in pairs:
+        name = str(name).strip()
+        if name not in COMPONENTS:
+            raise MlpropError(f"examples scale: unknown component {name!r} (known: "
+                              f"{', '.join(COMPONENTS)})")
+        scales[name] = number(value, f"examples scale of {name}")
+    return scales
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``: this run is shard 2 of 4."""
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise MlpropError(f"--mlprop-shard: expected K/N (e.g. 1/4), got {text!r}") from None
+    if not 1 <= index <= count:
+        raise MlpropError(f"--mlprop-shard: expected 1 <= K <= N, got {text!r}")
+    return index, count
+
+
+@dataclass
+class Session:
+    """What the plugin decided for this pytest run."""
+
+    spec: str
+    source: str
+    profile: str
+    profile_source: str
+    config: ProjectConfig
+    components: tuple[str, ...] = COMPONENTS
+    scales: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 1.0))
+    shard: tuple[int, int] | None = None
+    not_checked: dict[str, list[str]] = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)
+    properties: int = 0
+
+
+_SESSION = pytest.StashKey[Session]()
+_TARGET = pytest.StashKey[Target]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,6 +130,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlprop-target", default=None, metavar="MODULE:ATTR",
                     help="the Target the property suite checks (default: $MLPROP_TARGET, "
                          "[tool.mlprop] target, then mlprop.digits:target)")
+    group.addoption("--mlprop-profile", default=None, metavar="NAME",
+                    help="settings of mlprop's properties: ci, dev, thorough or mutmut "
+                         "(default: $MLPROP_PROFILE, [tool.mlprop] profile, ci under CI=true, "
+                         "else dev); never changes other Hypothesis tests")
+    group.addoption("--mlprop-components", default=None, metavar="LIST",
+                    help="run only these components of the suite (comma-separated: "
+                         + ", ".join(COMPONENTS) + ")")
+    group.addoption("--mlprop-examples-scale", default=None, metavar="SCALE",
+                    help="scale the examples of mlprop's properties: a number (every "
+                         "component) or component=number,... (e.g. model=0.25)")
+    group.addoption("--mlprop-shard", default=None, metavar="K/N",
+                    help="run only shard K of N of mlprop's properties (split by property; "
+                         "the N shards together are exactly the suite)")
+
+
+def _choose_profile(option: str | None, config: ProjectConfig) -> tuple[str, str]:
+    if option:
+        return profile_name(option), "--mlprop-profile"
+    if os.environ.get("MLPROP_PROFILE") or os.environ.get("MUTANT_UNDER_TEST"):
+        return default_profile(os.environ)
+    if config.get("profile"):
+        return profile_name(config.get("profile")), "[tool.mlprop] profile"
+    return default_profile(os.environ)
 
 
 def mutmut_import_problem(cwd: Path, package_file: str | None = None) -> str | None:
@@ -102,6 +175,29 @@ def mutmut_import_problem(cwd: Path, package_file: str | None = None) -> str | N
             f"from {where.parent} (an installed copy shadows mutants/src: check PYTHONPATH)")
 
 
+def _session_from(config: pytest.Config) -> Session:
+    directory = Path(config.invocation_params.dir)
+    project = read_config(directory)
+    spec, source = resolve_target_spec(config.getoption("--mlprop-target"), os.environ,
+                                       directory, project)
+    profile, profile_source = _choose_profile(config.getoption("--mlprop-profile"), project)
+    chosen = config.getoption("--mlprop-components")
+    if chosen:
+        components = tuple(part.strip() for part in chosen.split(",") if part.strip())
+        unknown = [c for c in components if c not in COMPONENTS]
+        if unknown:
+            raise MlpropError(f"--mlprop-components: unknown {unknown} (known: "
+                              f"{', '.join(COMPONENTS)})")
+    else:
+        components = tuple(project.get("components") or COMPONENTS)
+    scale = config.getoption("--mlprop-examples-scale")
+    if scale is None:
+        scale = project.get("examples_scale")
+    scales = parse_scale(scale) if scale is not None else dict.fromkeys(COMPONENTS, 1.0)
+    return Session(spec, source, profile, profile_source, project, components, scales,
+                   parse_shard(config.getoption("--mlprop-shard")))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("MUTANT_UNDER_TEST"):
         problem = mutmut_import_problem(Path.cwd())
@@ -113,31 +209,55 @@ def pytest_configure(config: pytest.Config) -> None:
             torch.set_num_threads(1)
         except ImportError:
             pass
-    spec, source = resolve_target_spec(config.getoption("--mlprop-target"), os.environ,
-                                       Path(config.invocation_params.dir))
-    config.stash[_SPEC] = (spec, source)
-    CURRENT_SPEC["spec"] = spec
+    try:
+        session = _session_from(config)
+    except MlpropError as exc:
+        raise pytest.UsageError(f"mlprop: {exc}") from None
+    config.stash[_SESSION] = session
+    CURRENT_SPEC["spec"] = session.spec
+    config.addinivalue_line("markers", "mlprop: one of mlprop's properties")
+    for component in COMPONENTS:
+        config.addinivalue_line("markers", f"mlprop_{component}: mlprop's {component} "
+                                "properties")
+    config.addinivalue_line("markers", f"{REQUIRES_MARK}(*fields): the Target fields a "
+                            "property needs (skipped when the target leaves one out)")
+    if session.config.get("suite") and _runs_default_paths(config):
+        suite = str(properties_dir())
+        if suite not in [str(arg) for arg in config.args]:
+            config.args.append(suite)
 
 
-_SPEC = pytest.StashKey[tuple[str, str]]()
-_TARGET = pytest.StashKey[Target]()
+def _runs_default_paths(config: pytest.Config) -> bool:
+    """True for a plain ``pytest`` (testpaths or the current directory), not when the
+    user named what to run."""
+    source = getattr(config, "args_source", None)
+    return source is not None and source != pytest.Config.ArgsSource.ARGS
 
 
 def get_target(config: pytest.Config) -> Target:
     """The session's target, loaded once; a bad spec stops the run with a clear message."""
     if _TARGET not in config.stash:
-        spec, source = config.stash[_SPEC]
+        session = config.stash[_SESSION]
         try:
-            config.stash[_TARGET] = load_target(spec)
+            config.stash[_TARGET] = load_target(session.spec)
         except MlpropError as exc:
-            raise pytest.UsageError(f"mlprop: {exc} (target from {source})") from exc
+            raise pytest.UsageError(f"mlprop: {exc} (target from {session.source})") from exc
     return config.stash[_TARGET]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    spec, source = config.stash[_SPEC]
-    profile = settings.get_current_profile_name()
-    return [f"mlprop target: {spec} (from {source}); hypothesis profile: {profile}"]
+    session = config.stash[_SESSION]
+    lines = [f"mlprop target: {session.spec} (from {session.source}); mlprop profile: "
+             f"{session.profile} (from {session.profile_source}); mlprop {__version__}"]
+    lowered = {c: s for c, s in session.scales.items() if s != 1.0}
+    if lowered:
+        lines.append("mlprop examples scaled: " + ", ".join(
+            f"{c} x{s:g}" for c, s in lowered.items()))
+    if session.components != COMPONENTS:
+        lines.append("mlprop components: " + ", ".join(session.components))
+    if session.shard:
+        lines.append(f"mlprop shard: {session.shard[0]}/{session.shard[1]}")
+    return lines
 
 
 @pytest.fixture(scope="session")
@@ -147,10 +267,33 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every property that takes ``augmentation_name`` once per target augmentation."""
+    """Run every property that takes ``augmentation_name`` once per target augmentation
+    (once, skipped, when the target declares none)."""
     if "augmentation_name" in metafunc.fixturenames:
         names = sorted(get_target(metafunc.config).augmentations)
-        metafunc.parametrize("augmentation_name", names)
+        metafunc.parametrize("augmentation_name", names or ["none"])
+
+
+def is_property(item: pytest.Item) -> bool:
+    """True for a test function of mlprop's property suite."""
+    path = getattr(item, "path", None)
+    return path is not None and Path(path).resolve().parent == properties_dir()
+
+
+def component_of(item: pytest.Item) -> str:
+    """``test_preprocess.py`` -> ``preprocess``."""
+    return Path(item.path).stem.removeprefix("test_")
+
+
+def required_fields(item: pytest.Item, target: Target) -> list[str]:
+    """The optional Target fields ``item`` needs that ``target`` leaves out."""
+    needed: list[str] = []
+    for mark in item.iter_markers(REQUIRES_MARK):
+        needed.extend(mark.args)
+    if "augmentation_name" in getattr(item, "fixturenames", ()):
+        needed.append("augmentations")
+    return [name for name in dict.fromkeys(needed) if name in OPTIONAL_FIELDS
+            and not getattr(target, name)]
 
 
 def group_by_module(items: list[pytest.Item]) -> None:
@@ -166,31 +309,84 @@ def group_by_module(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: first[item.nodeid.split("::", 1)[0]])
 
 
+def order_properties(items: list[pytest.Item]) -> None:
+    """Put mlprop's properties in suite order (component along the data flow, then the
+    order of the module) in the slots they occupy; other tests keep their places."""
+    slots = [index for index, item in enumerate(items) if is_property(item)]
+    rank = {name: position for position, name in enumerate(COMPONENTS)}
+    ordered = sorted((items[index] for index in slots),
+                     key=lambda item: rank.get(component_of(item), len(rank)))
+    for index, item in zip(slots, ordered, strict=True):
+        items[index] = item
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (1-based) of property ``name``: stable across runs and machines."""
+    import zlib
+
+    return zlib.crc32(name.encode()) % count + 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = config.stash[_SESSION]
     if os.environ.get("MUTANT_UNDER_TEST"):
         group_by_module(items)
+    properties = [item for item in items if is_property(item)]
+    collected_names = {getattr(item, "originalname", item.name) for item in items
+                       if "target" in getattr(item, "fixturenames", ())}
+    deselected = []
+    for item in properties:
+        component = component_of(item)
+        name = getattr(item, "originalname", item.name)
+        if component not in session.components or (
+                session.shard and shard_of(name, session.shard[1]) != session.shard[0]):
+            deselected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        dropped = set(map(id, deselected))
+        items[:] = [item for item in items if id(item) not in dropped]
+        properties = [item for item in properties if id(item) not in dropped]
+    order_properties(items)
+    session.properties = len(properties)
     using_target = [item for item in items if "target" in getattr(item, "fixturenames", ())]
     if not using_target:
         return
-    declared = dict(get_target(config).expected_failed_checks)
-    matched: set[str] = set()
+    target = get_target(config)
+    for item in properties:
+        component = component_of(item)
+        item.add_marker("mlprop")
+        item.add_marker(f"mlprop_{component}")
+        apply_settings(item.obj, property_settings(item.obj, session.profile,
+                                                   session.scales.get(component, 1.0)))
+        missing = required_fields(item, target)
+        if missing:
+            fields = ", ".join(f"Target.{name}" for name in missing)
+            item.add_marker(pytest.mark.skip(reason=f"mlprop: the target has no {fields}"))
+            for name in missing:
+                session.not_checked.setdefault(name, []).append(item.nodeid.split("::")[-1])
+    declared = dict(target.expected_failed_checks)
     for item in using_target:
         name = getattr(item, "originalname", item.name)
         if name in declared:
-            matched.add(name)
             item.add_marker(pytest.mark.xfail(reason=f"declared by target: {declared[name]}",
                                               strict=True))
-    config.stash[_UNMATCHED] = sorted(set(declared) - matched)
-
-
-_UNMATCHED = pytest.StashKey[list[str]]()
+    session.unmatched = sorted(set(declared) - collected_names)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    unmatched = config.stash.get(_UNMATCHED, [])
-    if unmatched:
+    session = config.stash.get(_SESSION, None)
+    if session is None:
+        return
+    if session.not_checked:
+        terminalreporter.write_sep("=", "mlprop: not checked", yellow=True)
+        for name, tests in session.not_checked.items():
+            unique = list(dict.fromkeys(tests))
+            terminalreporter.write_line(
+                f"{len(unique)} properties skipped: the target has no {name} (set "
+                f"Target.{name} to check them): {', '.join(unique)}")
+    if session.unmatched:
         terminalreporter.write_sep("=", "mlprop: expected_failed_checks that match no property",
                                    yellow=True)
-        for name in unmatched:
+        for name in session.unmatched:
             terminalreporter.write_line(f"{name}: declared by the target, but no collected "
                                         "property has this name (typo or renamed check?)")

@@ -1,11 +1,15 @@
 """Where the property suite lives, and running it with pytest against a target.
 
-The command line (``mlprop check``, ``mlprop demo``) and the fault sweep use this; it never
-imports :mod:`mlprop.cli`.
+The suite is the package :mod:`mlprop.properties` (installed with mlprop; in a checkout the
+editable install maps it to the top-level ``properties/`` folder). ``mlprop check`` runs it
+in the current directory, so the project's ``[tool.mlprop]`` and pytest configuration
+apply. The command line (``mlprop check``, ``mlprop demo``) and the fault sweep use this;
+it never imports :mod:`mlprop.cli`.
 """
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,27 +17,36 @@ from pathlib import Path
 
 from mlprop.errors import MlpropError
 
+SUITE_PACKAGE = "mlprop.properties"
+
 
 class SuiteNotFoundError(MlpropError, FileNotFoundError):
-    """The property suite is not where this installation expects it."""
+    """The property suite is not importable (a broken installation)."""
 
 
 def properties_dir() -> Path:
-    """The property suite shipped beside the package (a source checkout)."""
-    candidate = Path(__file__).resolve().parents[2] / "properties"
-    if not candidate.is_dir():
-        raise SuiteNotFoundError(f"property suite not found at {candidate}: run from a source "
-                                 "checkout of mlprop")
-    return candidate
+    """The directory of the installed property suite."""
+    try:
+        package = importlib.import_module(SUITE_PACKAGE)
+    except ImportError as exc:
+        raise SuiteNotFoundError(f"property suite not found: cannot import {SUITE_PACKAGE} "
+                                 f"({exc}); reinstall mlprop") from None
+    return Path(package.__file__).resolve().parent
 
 
-def run_property_suite(target: str | None, extra: Sequence[str]) -> int:
-    """Run ``pytest properties`` against ``target`` (``None``: as pytest resolves it) with
-    ``extra`` pytest arguments (``--stats``: Hypothesis statistics); pytest's exit code."""
-    suite = properties_dir()
-    command = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+def pytest_command(target: str | None, extra: Sequence[str]) -> list[str]:
+    """The pytest command line of ``mlprop check`` (``--stats``: Hypothesis statistics)."""
+    properties_dir()  # fail early with a clear message
+    command = [sys.executable, "-m", "pytest", "--pyargs", SUITE_PACKAGE, "-q",
+               "-p", "no:cacheprovider",
                "--hypothesis-show-statistics" if "--stats" in extra else "-rfE"]
     if target:
         command += ["--mlprop-target", target]
-    command += [arg for arg in extra if arg != "--stats"]
-    return subprocess.call(command, cwd=suite.parent)
+    return command + [arg for arg in extra if arg != "--stats"]
+
+
+def run_property_suite(target: str | None, extra: Sequence[str],
+                       cwd: Path | None = None) -> int:
+    """Run the suite against ``target`` (``None``: as the plugin resolves it from ``cwd``,
+    default the current directory) with ``extra`` pytest arguments; pytest's exit code."""
+    return subprocess.call(pytest_command(target, extra), cwd=cwd or Path.cwd())

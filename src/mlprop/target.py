@@ -19,7 +19,10 @@ from typing import Any
 from mlprop.errors import TargetError
 from mlprop.schema import ImageSchema
 
-__all__ = ["Augmentation", "ImageSchema", "Target", "load_target"]
+__all__ = ["OPTIONAL_FIELDS", "Augmentation", "ImageSchema", "Target", "load_target"]
+
+OPTIONAL_FIELDS = ("augmentations", "build_model", "trained_model", "predict", "holdout")
+"""Target fields a pipeline may leave out; the properties that need one are skipped."""
 
 
 def _check_callable(name: str, fn: Any, args: tuple, kwargs: dict, doc: str) -> None:
@@ -66,6 +69,11 @@ class Target:
     ``expected_failed_checks`` maps a property name to the reason the pipeline legitimately
     breaks it (like scikit-learn's ``expected_failed_checks``); ``thresholds`` overrides
     the statistical properties' defaults by name.
+
+    Only ``name``, ``schema``, ``input_shape``, ``input_range`` and ``preprocess`` are
+    required: a pipeline without augmentations, a model, a serving path or a holdout set yet
+    leaves those fields out (:data:`OPTIONAL_FIELDS`), and the properties that need them are
+    skipped and listed as not checked.
     """
 
     name: str
@@ -73,11 +81,11 @@ class Target:
     input_shape: tuple[int, ...]
     input_range: tuple[float, float]
     preprocess: Callable[[Any], Any]
-    augmentations: Mapping[str, Augmentation]
-    build_model: Callable[[int], Any]
-    trained_model: Callable[[], Any]
-    predict: Callable[[Any], Any]
-    holdout: Callable[[], tuple[Any, Any]]
+    augmentations: Mapping[str, Augmentation] = field(default_factory=dict)
+    build_model: Callable[[int], Any] | None = None
+    trained_model: Callable[[], Any] | None = None
+    predict: Callable[[Any], Any] | None = None
+    holdout: Callable[[], tuple[Any, Any]] | None = None
     min_accuracy: float = 0.9
     expected_failed_checks: Mapping[str, str] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -91,10 +99,12 @@ class Target:
         self._check_input_range()
         _check_callable("preprocess", self.preprocess, (None,), {}, "preprocess(images)")
         self._check_augmentations()
-        _check_callable("build_model", self.build_model, (0,), {}, "build_model(seed)")
-        _check_callable("trained_model", self.trained_model, (), {}, "trained_model()")
-        _check_callable("predict", self.predict, (None,), {}, "predict(images)")
-        _check_callable("holdout", self.holdout, (), {}, "holdout()")
+        for name, args, doc in (("build_model", (0,), "build_model(seed)"),
+                                ("trained_model", (), "trained_model()"),
+                                ("predict", (None,), "predict(images)"),
+                                ("holdout", (), "holdout()")):
+            if getattr(self, name) is not None:
+                _check_callable(name, getattr(self, name), args, {}, f"{doc} (or None)")
         accuracy = self.min_accuracy
         if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not (
             0.0 <= accuracy <= 1.0

@@ -8,9 +8,8 @@ the verdict matters, not the smallest example.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import inspect
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,24 +18,24 @@ from pathlib import Path
 from hypothesis import Phase, settings
 
 from mlprop.audit.faults import CATALOGUE, Fault
+from mlprop.profiles import apply_settings, property_settings
 from mlprop.target import Target
 
 Property = Callable[..., None]
 
 
-def load_properties(directory: str | Path) -> dict[str, Property]:
-    """Every ``test_*`` function of every ``test_*.py`` file in ``directory``, by name."""
-    directory = Path(directory).resolve()
-    root = str(directory.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)  # the suite imports the `strategies` package beside it
+def load_properties(directory: str | Path | None = None) -> dict[str, Property]:
+    """Every ``test_*`` function of every ``test_*.py`` module of the suite, by name:
+    :mod:`mlprop.properties` (``directory`` must be that package's directory if given)."""
+    import mlprop.properties
+
+    package_dir = Path(mlprop.properties.__file__).resolve().parent
+    if directory is not None and Path(directory).resolve() != package_dir:
+        raise ValueError(f"load_properties: the suite is the package mlprop.properties "
+                         f"({package_dir}), not {directory}")
     found: dict[str, Property] = {}
-    for path in sorted(directory.glob("test_*.py")):
-        module_name = f"_mlprop_properties.{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+    for path in sorted(package_dir.glob("test_*.py")):
+        module = importlib.import_module(f"mlprop.properties.{path.stem}")
         for name, value in vars(module).items():
             if name.startswith("test_") and callable(value):
                 if name in found:
@@ -45,17 +44,18 @@ def load_properties(directory: str | Path) -> dict[str, Property]:
     return found
 
 
+SWEEP_PROFILE = "mlprop-ci"
+"""The sweep's settings: derandomized, no database (the kill matrix is reproducible)."""
+
+
 def _without_shrinking(prop: Property, max_examples: int | None) -> Property:
-    current = getattr(prop, "_hypothesis_internal_use_settings", None)
-    if current is not None:  # Hypothesis keeps a test's settings on this attribute
-        if not hasattr(prop, "_mlprop_original_settings"):
-            prop._mlprop_original_settings = current
-        original = prop._mlprop_original_settings
-        examples = original.max_examples if max_examples is None else min(
-            original.max_examples, max_examples)
-        prop._hypothesis_internal_use_settings = settings(
-            original, phases=(Phase.explicit, Phase.generate), database=None,
-            report_multiple_bugs=False, print_blob=False, max_examples=examples)
+    """``prop`` with the sweep's settings: the CI profile and the property's own cap, no
+    shrinking (only the verdict matters), ``max_examples`` as a further cap."""
+    chosen = property_settings(prop, SWEEP_PROFILE, phases=(Phase.explicit, Phase.generate),
+                               report_multiple_bugs=False, print_blob=False)
+    if max_examples is not None:
+        chosen = settings(chosen, max_examples=min(chosen.max_examples, max_examples))
+    apply_settings(prop, chosen)
     return prop
 
 

@@ -74,6 +74,7 @@ from mlprop.bench.stats import (
     STATISTICS,
     TRIM,
     BenchmarkComparison,
+    BenchmarkJsonError,
     bootstrap_median_interval,
     compare_medians,
     format_comparisons,
@@ -101,7 +102,7 @@ from mlprop.bench.timing import (
 
 __all__ = [
     "DEFAULT_SELECTION", "DONE", "MAX_ROUNDS", "MIN_ROUNDS", "SIDES", "STATISTICS", "TRIM",
-    "TURN", "TURN_ENV", "BenchmarkComparison", "BenchmarkRun", "CompareError",
+    "TURN", "TURN_ENV", "BenchmarkComparison", "BenchmarkJsonError", "BenchmarkRun", "CompareError",
     "ComparisonReport", "LayoutJitter", "Runner", "Turns", "auto_rounds",
     "bootstrap_median_interval", "compare_medians", "compare_revisions", "current_turns",
     "device_name", "first_side", "format_comparisons", "git", "gpu_machine_info",

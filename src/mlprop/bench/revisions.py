@@ -10,11 +10,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from mlprop.errors import MlpropError
+
 # ---------------------------------------------------------------------------------------
 # Revisions
 
 
-class CompareError(Exception):
+class CompareError(MlpropError):
     """A comparison that cannot run (bad revision, not a repository, a failed run)."""
 
 

@@ -9,10 +9,14 @@ regression.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from mlprop.errors import MlpropError
 
 # ---------------------------------------------------------------------------------------
 # Summaries of paired rounds
@@ -133,30 +137,81 @@ def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> float:
     return sum(kept) / len(kept)
 
 
+class BenchmarkJsonError(MlpropError, ValueError):
+    """A pytest-benchmark JSON file that cannot be read: names the file and the field."""
+
+    def __init__(self, path: object, field: str, problem: str) -> None:
+        self.path, self.field = str(path), field
+        super().__init__(f"{path}: not a pytest-benchmark JSON file: {field}: {problem}")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BenchmarkJsonError(path, "encoding", f"not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise BenchmarkJsonError(path, "JSON", f"{exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise BenchmarkJsonError(path, "JSON", "nested too deeply") from None
+    if not isinstance(data, dict):
+        raise BenchmarkJsonError(path, "top level", f"expected an object, got "
+                                 f"{type(data).__name__}")
+    return data
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def read_times(path: Path, statistic: str = "median") -> dict[str, float]:
     """``{fullname: seconds}`` from a ``--benchmark-json`` file: each benchmark's
     ``statistic`` over its rounds: ``trimmed`` (the mean of the middle 80%, from the raw
-    rounds that ``--benchmark-save-data`` keeps), ``median``, ``mean`` or ``min``."""
+    rounds that ``--benchmark-save-data`` keeps), ``median``, ``mean`` or ``min``.
+
+    A malformed file is a :class:`BenchmarkJsonError` naming the file and the field."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = _load_json(path)
+    benchmarks = data.get("benchmarks", [])
+    if not isinstance(benchmarks, list):
+        raise BenchmarkJsonError(path, "benchmarks", "expected a list")
     times = {}
-    for bench in data.get("benchmarks", []):
-        stats = bench["stats"]
+    for index, bench in enumerate(benchmarks):
+        where = f"benchmarks[{index}]"
+        if not isinstance(bench, dict):
+            raise BenchmarkJsonError(path, where, "expected an object")
+        name = bench.get("fullname") or bench.get("name")
+        if not isinstance(name, str) or not name:
+            raise BenchmarkJsonError(path, f"{where}.name", "expected a non-empty string")
+        stats = bench.get("stats")
+        if not isinstance(stats, dict):
+            raise BenchmarkJsonError(path, f"{where}.stats", "expected an object")
         if statistic == "trimmed":
-            if not stats.get("data"):
+            rounds = stats.get("data")
+            if not rounds:
                 raise ValueError(f"{path}: no raw rounds for the trimmed mean (run with "
                                  "--benchmark-save-data)")
-            value = trimmed_mean(stats["data"])
+            if not isinstance(rounds, list) or not all(_finite(v) for v in rounds):
+                raise BenchmarkJsonError(path, f"{where}.stats.data",
+                                         "expected a list of finite numbers")
+            value = trimmed_mean(rounds)
         else:
-            value = stats[statistic]
-        times[bench.get("fullname") or bench["name"]] = float(value)
+            value = stats.get(statistic)
+            if not _finite(value):
+                raise BenchmarkJsonError(path, f"{where}.stats.{statistic}",
+                                         f"expected a finite number, got {value!r}")
+        times[name] = float(value)
     return times
 
 
 def read_sources(path: Path) -> dict[str, str]:
     """The ``mlprop`` sources a ``--benchmark-json`` run imported (benchmarks/conftest.py
     records them under ``mlprop.sources``)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return dict(data.get("mlprop", {}).get("sources", {}))
-
+    section = _load_json(path).get("mlprop", {})
+    sources = section.get("sources", {}) if isinstance(section, dict) else None
+    if not isinstance(sources, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
+        raise BenchmarkJsonError(path, "mlprop.sources", "expected an object of strings")
+    return dict(sources)

@@ -27,13 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlprop.audit.faults import CATALOGUE
     from mlprop.audit.runner import format_matrix, load_properties, sweep
-    from mlprop.suite import properties_dir
     from mlprop.target import load_target
 
     unknown = [name for name in args.fault if name not in CATALOGUE]
     if unknown:
         raise UsageError(f"--fault: unknown fault(s) {unknown}; known: {sorted(CATALOGUE)}")
-    properties = load_properties(properties_dir())
+    properties = load_properties()
     target = load_target(args.target)
     chosen = [CATALOGUE[name] for name in args.fault] if args.fault else list(CATALOGUE.values())
     print(f"mlprop faults: {len(chosen)} faults x {len(properties)} properties against "

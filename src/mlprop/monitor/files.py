@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlprop.errors import MlpropError
+from mlprop.monitor.inputs import load_vector_file
 
 __all__ = ["BUILTIN", "MonitorFileError", "load_batches", "load_vector"]
 
@@ -26,34 +27,14 @@ class MonitorFileError(MlpropError, FileNotFoundError):
     """A monitor input file is missing; the message names the flag and the path."""
 
 
-def _parse_line(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def load_vector(path: str | Path, flag: str) -> np.ndarray:
-    """A 1-D array from ``.npy``, ``.txt`` / ``.csv`` (one value per line) or IDX."""
-    from mlprop.digits.data import read_idx
-    from mlprop.image_files import load_npy
-
+    """A 1-D array from ``.npy``, ``.txt`` / ``.csv`` (one value per line) or IDX; a
+    missing file is a :class:`MonitorFileError`, a malformed one an mlprop error naming
+    ``flag`` (:func:`mlprop.monitor.inputs.load_vector_file`)."""
     path = Path(path)
     if not path.is_file():
         raise MonitorFileError(f"{flag}: no such file: {path}")
-    if path.suffix == ".npy":
-        return load_npy(path)
-    if path.suffix in (".txt", ".csv"):
-        lines = [line.strip() for line in path.read_text().splitlines()]
-        values = [_parse_line(line) for line in lines if line]
-        if any(isinstance(v, str) for v in values):
-            return np.array([str(v) for v in values])
-        if any(isinstance(v, float) for v in values):
-            return np.array(values, dtype=np.float64)
-        return np.array(values, dtype=np.int64)
-    return read_idx(path)
+    return load_vector_file(path, flag)
 
 
 def _split_digits(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,103 @@
+"""mlprop's Hypothesis settings, applied to mlprop's properties only.
+
+Invariant: installing mlprop never changes the settings of a test that is not one of
+mlprop's properties. The profiles here are plain :class:`hypothesis.settings` objects built
+on Hypothesis's own ``default`` profile; they are never registered or loaded globally
+(``settings.load_profile`` would change every Hypothesis test in the process: a user's
+property tests silently losing 80 % of their examples in CI is the bug this prevents). The
+pytest plugin puts them on mlprop's property functions one by one.
+
+A property may declare an example cap with :func:`examples_at_most` (the costly ones: a
+model built per example, SHAP explanations); its examples are then
+``min(profile, cap)``, times the component's scale (``--mlprop-examples-scale``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, settings
+
+from mlprop.errors import MlpropError
+
+__all__ = ["PROFILES", "ProfileError", "default_profile", "examples_at_most",
+           "profile_name", "property_settings"]
+
+_QUIET_CHECKS = (HealthCheck.too_slow, HealthCheck.data_too_large)
+
+PROFILES: Mapping[str, Mapping[str, Any]] = {
+    "mlprop-ci": {"derandomize": True, "deadline": None, "max_examples": 20,
+                  "database": None, "print_blob": True},
+    "mlprop-dev": {"deadline": None, "max_examples": 50},
+    "mlprop-thorough": {"deadline": None, "max_examples": 500},
+    "mlprop-mutmut": {"derandomize": True, "deadline": None, "max_examples": 10,
+                      "database": None},
+}
+"""Name -> the settings it changes from Hypothesis's ``default`` profile."""
+
+CAP_ATTRIBUTE = "_mlprop_max_examples"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ProfileError(MlpropError, ValueError):
+    """An unknown profile name or a bad examples scale."""
+
+
+def profile_name(name: str) -> str:
+    """``ci`` or ``mlprop-ci`` -> ``mlprop-ci``; raises :class:`ProfileError` otherwise."""
+    full = name if name.startswith("mlprop-") else f"mlprop-{name}"
+    if full not in PROFILES:
+        known = ", ".join(p.removeprefix("mlprop-") for p in PROFILES)
+        raise ProfileError(f"mlprop profile: expected one of {known}, got {name!r}")
+    return full
+
+
+def default_profile(environ: Mapping[str, str]) -> tuple[str, str]:
+    """``(profile, why)``: ``MLPROP_PROFILE``, else ``mlprop-mutmut`` under a mutation run,
+    ``mlprop-ci`` when ``CI`` is set to a true value, else ``mlprop-dev``."""
+    if environ.get("MLPROP_PROFILE"):
+        return profile_name(environ["MLPROP_PROFILE"]), "MLPROP_PROFILE"
+    if environ.get("MUTANT_UNDER_TEST"):
+        return "mlprop-mutmut", "MUTANT_UNDER_TEST"
+    if environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        return "mlprop-ci", "CI"
+    return "mlprop-dev", "default"
+
+
+def examples_at_most(count: int) -> Callable[[F], F]:
+    """Decorator for a costly property: run at most ``count`` examples whatever the profile."""
+    if not isinstance(count, int) or count < 1:
+        raise ProfileError(f"examples_at_most: expected a positive int, got {count!r}")
+
+    def mark(test: F) -> F:
+        setattr(test, CAP_ATTRIBUTE, count)
+        return test
+
+    return mark
+
+
+def scaled_examples(base: int, scale: float) -> int:
+    """``base`` examples times ``scale``, at least one."""
+    return max(1, math.floor(base * scale + 0.5))
+
+
+def property_settings(test: Callable[..., Any], profile: str, scale: float = 1.0,
+                      **overrides: Any) -> settings:
+    """The settings ``test`` (an mlprop property) runs with under ``profile``."""
+    values = dict(PROFILES[profile_name(profile)])
+    cap = getattr(test, CAP_ATTRIBUTE, None)
+    if cap is not None:
+        values["max_examples"] = min(values["max_examples"], cap)
+    values["max_examples"] = scaled_examples(values["max_examples"], scale)
+    values.update(overrides)
+    return settings(settings.get_profile("default"), suppress_health_check=_QUIET_CHECKS,
+                    **values)
+
+
+def apply_settings(test: Callable[..., Any], chosen: settings) -> None:
+    """Make the Hypothesis test ``test`` run with ``chosen`` (Hypothesis reads this
+    attribute each time the test is called)."""
+    test._hypothesis_internal_use_settings = chosen  # type: ignore[attr-defined]
