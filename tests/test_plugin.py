@@ -442,3 +442,128 @@ def test_runs_without_target_tests_do_not_load_the_target(pytester):
     result = _run(pytester, "--mlprop-target", "toy_exploding_target:target")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*RuntimeError: imported the target*"])
+
+
+# ------------------------------------------------- the suite inside the user's own run
+
+PREPROCESS_ONLY_TARGET = '''
+import numpy as np
+from mlprop import ImageSchema, Target
+
+SCHEMA = ImageSchema(num_classes=2, min_side=4, max_side=4)
+
+
+def preprocess(images):
+    SCHEMA.validate(images)
+    return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
+
+
+target = Target(name="day-one", schema=SCHEMA, input_shape=(1, 4, 4), input_range=(0.0, 1.0),
+                preprocess=preprocess)
+'''
+
+
+def _day_one_project(pytester: pytest.Pytester, *, suite: bool) -> None:
+    pytester.makepyfile(day_one_target=PREPROCESS_ONLY_TARGET,
+                        test_users_own="def test_users_own():\n    assert 1 + 1 == 2\n")
+    pytester.makepyprojecttoml(
+        f'[tool.mlprop]\ntarget = "day_one_target:target"\nsuite = {str(suite).lower()}\n'
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n')
+
+
+def test_suite_true_runs_the_properties_inside_plain_pytest(pytester):
+    """One line of configuration: plain `pytest` runs the user's tests and mlprop's
+    properties; a target without a model or augmentations gets its missing parts skipped
+    and listed with the field that would enable them, never a silent pass."""
+    _day_one_project(pytester, suite=True)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] > 5  # the user's test and the preprocess properties
+    assert outcomes["skipped"] > 10
+    assert "failed" not in outcomes
+    header = _header(result)
+    assert "day_one_target:target (from [tool.mlprop] in" in header and "mlprop 0.1.0" in header
+    output = result.stdout.str()
+    assert "test_users_own.py ." in output
+    result.stdout.fnmatch_lines([
+        "*mlprop: not checked*",
+        "8 properties skipped: the target has no augmentations (set Target.augmentations*",
+        "11 properties skipped: the target has no build_model (set Target.build_model to check "
+        "them): test_model_output_is_one_logit_row_per_image*",
+        "*the target has no trained_model (set Target.trained_model*",
+        "*the target has no predict (set Target.predict*",
+        "*the target has no holdout (set Target.holdout*",
+    ])
+
+
+def test_without_suite_true_plain_pytest_runs_only_the_users_tests(pytester):
+    _day_one_project(pytester, suite=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "mlprop: not checked" not in result.stdout.str()
+
+
+def test_components_option_and_markers_select_a_subset(pytester):
+    _day_one_project(pytester, suite=False)
+    by_option = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "mlprop.properties", "--collect-only", "-q",
+        "--mlprop-components", "augment,model")
+    ids = [line for line in by_option.outlines if "::" in line]
+    assert ids and all("test_augment.py" in i or "test_model.py" in i for i in ids)
+    by_marker = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "mlprop.properties", "--collect-only", "-q",
+        "-m", "mlprop_model")
+    marked = [line for line in by_marker.outlines if "::" in line]
+    assert marked and all("test_model.py" in i for i in marked)
+    assert {i for i in ids if "test_model.py" in i} == set(marked)
+
+
+def test_shards_are_disjoint_and_their_union_is_the_suite(pytester):
+    _day_one_project(pytester, suite=False)
+
+    def collected(*args: str) -> set[str]:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs",
+                                               "mlprop.properties", "--collect-only", "-q",
+                                               *args)
+        return {line.split("::", 1)[1] for line in result.outlines if "::" in line}
+
+    whole = collected()
+    shards = [collected("--mlprop-shard", f"{k}/3") for k in (1, 2, 3)]
+    assert len(whole) > 30
+    assert set().union(*shards) == whole
+    assert sum(len(s) for s in shards) == len(whole)  # disjoint
+    assert all(shards)
+    # a property's parametrizations stay together (split by property)
+    for shard in shards:
+        names = {i.split("[")[0] for i in shard}
+        assert not any(names & {i.split("[")[0] for i in other} for other in shards
+                       if other is not shard)
+
+
+def test_properties_run_along_the_data_flow(pytester):
+    _day_one_project(pytester, suite=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs",
+                                           "mlprop.properties", "--collect-only", "-q")
+    files = [line.split("::")[0].rsplit("/", 1)[-1] for line in result.outlines if "::" in line]
+    order = list(dict.fromkeys(files))
+    assert order == ["test_preprocess.py", "test_augment.py", "test_model.py",
+                     "test_predict.py", "test_metamorphic.py", "test_attribution.py"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mlprop-components", "preprocess,modle"], "--mlprop-components: unknown ['modle']"),
+    (["--mlprop-shard", "4/3"], "--mlprop-shard: expected 1 <= K <= N"),
+    (["--mlprop-examples-scale", "model=0"], "expected a number in (0, 100]"),
+    (["--mlprop-profile", "fast"], "expected one of ci, dev, thorough, mutmut"),
+])
+def test_bad_mlprop_options_are_usage_errors(pytester, args, message):
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = _run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in "\n".join(result.errlines)
+
+
+def test_header_says_what_was_scaled_down(pytester):
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = _run(pytester, "--mlprop-examples-scale", "model=0.25,attribution=0.5")
+    result.stdout.fnmatch_lines(["mlprop examples scaled: model x0.25, attribution x0.5"])

@@ -361,7 +361,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         missing = required_fields(item, target)
         if missing:
             fields = ", ".join(f"Target.{name}" for name in missing)
-            item.add_marker(pytest.mark.skip(reason=f"mlprop: the target has no {fields}"))
+            item.add_marker(pytest.mark.skip(reason=f"mlprop: the target leaves out {fields}"))
             for name in missing:
                 session.not_checked.setdefault(name, []).append(item.nodeid.split("::")[-1])
     declared = dict(target.expected_failed_checks)
@@ -379,7 +379,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     if session.not_checked:
         terminalreporter.write_sep("=", "mlprop: not checked", yellow=True)
-        for name, tests in session.not_checked.items():
+        for name in sorted(session.not_checked, key=OPTIONAL_FIELDS.index):
+            tests = session.not_checked[name]
             unique = list(dict.fromkeys(tests))
             terminalreporter.write_line(
                 f"{len(unique)} properties skipped: the target has no {name} (set "

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 COMMANDS = ("train", "predict", "check", "faults", "demo", "explain", "audit", "bench",
-            "monitor")
+            "monitor", "init")
 """The subcommand modules of this package, in the order ``mlprop --help`` lists them."""
 
 

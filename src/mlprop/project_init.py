@@ -1,0 +1,205 @@
+"""``mlprop init``: set a user's project up for mlprop, without losing anything of theirs.
+
+Adds ``[tool.mlprop]`` (target, profile, suite) and ``[tool.mutmut]`` (pointed at the
+project's package) to ``pyproject.toml`` and writes ``.github/workflows/mlprop.yml``.
+
+Invariants: the user's TOML keeps its comments and layout (round-trip edit with tomlkit, not
+string concatenation); an existing section or file is never replaced without ``force``;
+every write is atomic (a kill leaves the old file or the new one, never half of one); any
+bad input (no pyproject.toml, malformed TOML, a package that does not exist) raises
+:class:`InitError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlprop.atomic import atomic_write_text
+from mlprop.errors import MlpropError
+
+__all__ = ["WORKFLOW_PATH", "InitError", "InitPlan", "find_package", "plan_init", "write_plan"]
+
+WORKFLOW_PATH = Path(".github/workflows/mlprop.yml")
+NOT_PACKAGES = {"tests", "test", "docs", "doc", "examples", "benchmarks", "scripts", "build",
+                "dist", "mutants"}
+
+
+class InitError(MlpropError, ValueError):
+    """``mlprop init`` cannot run here; nothing was written."""
+
+
+@dataclass
+class InitPlan:
+    """What ``mlprop init`` will write (``changes``) and what it keeps (``kept``)."""
+
+    root: Path
+    package: str
+    package_path: str  # relative to root, e.g. "src/mypkg"
+    target: str
+    pyproject_text: str | None = None  # the new pyproject.toml, None: unchanged
+    workflow_text: str | None = None  # the workflow file, None: not written
+    changes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def _candidates(root: Path) -> dict[str, Path]:
+    found = {}
+    for base in (root / "src", root):
+        if not base.is_dir():
+            continue
+        for child in sorted(base.iterdir()):
+            if (child.is_dir() and (child / "__init__.py").is_file()
+                    and child.name.isidentifier() and child.name not in NOT_PACKAGES):
+                found.setdefault(child.name, child)
+    return found
+
+
+def find_package(root: Path, document: Any, package: str | None) -> tuple[str, Path]:
+    """The package to mutate and test: ``package`` if given (it must exist), else the one the
+    pyproject's ``[project] name`` names, else the single top-level package found."""
+    candidates = _candidates(root)
+    if package is not None:
+        if package not in candidates:
+            known = ", ".join(candidates) or "none"
+            raise InitError(f"--package: no package {package!r} in {root} or {root / 'src'} "
+                            f"(a directory with __init__.py; found: {known})")
+        return package, candidates[package]
+    name = document.get("project", {}).get("name") if hasattr(document, "get") else None
+    if isinstance(name, str):
+        normalized = re.sub(r"[-.]+", "_", name).lower()
+        if normalized in candidates:
+            return normalized, candidates[normalized]
+    if len(candidates) == 1:
+        ((only, path),) = candidates.items()
+        return only, path
+    if not candidates:
+        raise InitError(f"no Python package found in {root} or {root / 'src'}: name it with "
+                        "--package")
+    raise InitError(f"several packages in {root} ({', '.join(candidates)}): choose one with "
+                    "--package")
+
+
+def workflow(package_path: str) -> str:
+    """The CI workflow: the property suite on every push and pull request, the mutation
+    audit nightly with ``mutants/`` cached, the benchmark comparison on pull requests."""
+    return f"""\
+# Written by `mlprop init`. mlprop's property suite, mutation audit and benchmark comparison.
+name: mlprop
+on:
+  push:
+  pull_request:
+  schedule: [{{cron: "0 3 * * *"}}]
+  workflow_dispatch:
+jobs:
+  properties:
+    if: github.event_name != 'schedule'
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {{python-version: "3.11"}}
+      - run: pip install -e . mlprop
+      # plain pytest runs your tests and mlprop's properties ([tool.mlprop] suite = true)
+      - run: pytest
+        env: {{CI: "true"}}
+  audit:
+    if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
+    runs-on: ubuntu-latest
+    timeout-minutes: 60
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {{python-version: "3.11"}}
+      - uses: actions/cache@v4
+        with: {{path: mutants, key: "mutants-${{{{ github.sha }}}}", restore-keys: "mutants-"}}
+      - run: pip install -e . "mlprop[dev]"
+      # mutates {package_path} ([tool.mutmut]); exits 1 under the score
+      - run: mlprop audit --fail-under 80 --ml-mutants --json audit.json --markdown audit.md
+      - uses: actions/upload-artifact@v4
+        if: always()
+        with: {{name: mutation-audit, path: "audit.json\\naudit.md"}}
+  bench:
+    if: github.event_name == 'pull_request'
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with: {{fetch-depth: 0}}
+      - uses: actions/setup-python@v5
+        with: {{python-version: "3.11"}}
+      - run: pip install -e . "mlprop[dev]"
+      # your target's predict, preprocess, forward pass and augmentations, base vs head
+      - run: mlprop bench compare origin/${{{{ github.base_ref }}}} HEAD --fail-over 10
+"""
+
+
+def plan_init(root: Path, *, target: str | None = None, package: str | None = None,
+              force: bool = False) -> InitPlan:
+    """Work out what to write; raises :class:`InitError` (nothing written) on bad input."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    root = Path(root)
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise InitError(f"no pyproject.toml in {root}: run mlprop init in your project's root "
+                        "directory")
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+        document = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InitError(f"{pyproject}: cannot read: {exc}") from None
+    except TOMLKitError as exc:
+        raise InitError(f"{pyproject}: not valid TOML: {exc}") from None
+    name, path = find_package(root, document, package)
+    package_path = path.relative_to(root).as_posix()
+    spec = target or f"{name}.mlprop_target:target"
+    if target is not None and (target.count(":") != 1 or not all(target.split(":"))):
+        raise InitError(f"--target: expected 'module:attribute', got {target!r}")
+    plan = InitPlan(root, name, package_path, spec)
+
+    tool = document.get("tool")
+    if tool is None:
+        tool = tomlkit.table(is_super_table=True)
+        document["tool"] = tool
+    mlprop_table = tomlkit.table()
+    mlprop_table.add(tomlkit.comment("written by `mlprop init`; keys: README, "
+                                     "\"[tool.mlprop]\""))
+    mlprop_table["target"] = spec
+    mlprop_table["profile"] = "ci"
+    mlprop_table["suite"] = True
+    mutmut_table = tomlkit.table()
+    mutmut_table.add(tomlkit.comment("written by `mlprop init`: `mlprop audit` runs mutmut "
+                                     "with this"))
+    mutmut_table["source_paths"] = [package_path]
+    tests = [t for t in ("tests", "test") if (root / t).is_dir()]
+    if tests:
+        mutmut_table["pytest_add_cli_args_test_selection"] = tests
+    mutmut_table["pytest_add_cli_args"] = ["-p", "no:cacheprovider"]
+    for key, table in (("mlprop", mlprop_table), ("mutmut", mutmut_table)):
+        if key in tool and not force:
+            plan.kept.append(f"[tool.{key}] in {pyproject} (exists; --force replaces it)")
+            continue
+        tool[key] = table
+        plan.changes.append(f"[tool.{key}] in {pyproject}")
+    if plan.changes:
+        plan.pyproject_text = tomlkit.dumps(document)
+    workflow_file = root / WORKFLOW_PATH
+    if workflow_file.exists() and not force:
+        plan.kept.append(f"{workflow_file} (exists; --force replaces it)")
+    else:
+        plan.workflow_text = workflow(package_path)
+        plan.changes.append(str(workflow_file))
+    return plan
+
+
+def write_plan(plan: InitPlan) -> None:
+    """Write what :func:`plan_init` decided, each file atomically."""
+    if plan.pyproject_text is not None:
+        atomic_write_text(plan.root / "pyproject.toml", plan.pyproject_text)
+    if plan.workflow_text is not None:
+        path = plan.root / WORKFLOW_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, plan.workflow_text)
