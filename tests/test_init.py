@@ -109,7 +109,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, setu
     if setup == "bad-target":
         argv += ["--target", "no-colon"]
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    code, out, err = run(argv)
+    code, _, err = run(argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mlprop init: error: ")
