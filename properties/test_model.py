@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mlprop.strategies as gen
+from mlprop.budget import MAX_BATCH, memory_guard, model_batch
 from mlprop.checks import (
     as_numpy,
     as_tensor,
@@ -27,6 +28,7 @@ pytestmark = requires("build_model")
 ATOL, RTOL = 1e-5, 1e-4
 OVERFIT_STEPS = 60
 OVERFIT_RATIO = 0.5
+OVERFIT_CHECK_EVERY = 10
 """Overfitting one small batch must at least halve the loss in ``OVERFIT_STEPS`` Adam steps."""
 
 
@@ -41,7 +43,23 @@ def _forward_eval(model, inputs):
 
 
 def _batches(target, **options):
-    return gen.images(target.schema, **{"max_batch": 6, "min_batch": 1, **options})
+    """Batches sized to the model (:func:`mlprop.budget.model_batch`)."""
+    largest = model_batch(target)
+    options["min_batch"] = min(options.get("min_batch", 1), largest)
+    return gen.images(target.schema, **{"max_batch": largest, **options})
+
+
+def _distinct_batch(target, data, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` pairwise different images of one shape and labels cycling through the
+    classes: a batch of identical images (or labels) can make a correct network's output
+    constant (batch norm in train mode over a 1x1 feature map), so the gradient properties
+    never draw one."""
+    side = target.schema.min_side
+    distinct = st.lists(gen.image(target.schema, min_side=side, max_side=side,
+                                  kinds=("strokes", "blobs", "lowres", "noise")),
+                        min_size=size, max_size=size, unique_by=lambda image: image.tobytes())
+    images = np.stack(data.draw(distinct, label="images"))
+    return images, np.arange(size, dtype=np.int64) % target.schema.num_classes
 
 
 @given(data=st.data(), seed=gen.seeds())
@@ -50,7 +68,8 @@ def test_model_output_is_one_logit_row_per_image(target, data, seed):
 
     Catches: a classifier head of the wrong width; a flatten over the batch axis."""
     images = data.draw(_batches(target), label="images")
-    with reproduction(target, images=images, seed=seed):
+    with reproduction(target, images=images, seed=seed), \
+            memory_guard(target, "the model", len(images)):
         logits = _forward_eval(target.build_model(seed), _inputs(target, images))
         assert_shape(logits, (len(images), target.schema.num_classes), "model logits")
 
@@ -62,7 +81,8 @@ def test_model_output_is_finite_on_every_valid_input(target, data, seed):
     Catches: a per-sample standardisation inside forward that divides by a zero
     standard deviation on constant images; log of a zero activation."""
     images = data.draw(_batches(target), label="images")
-    with reproduction(target, images=images, seed=seed):
+    with reproduction(target, images=images, seed=seed), \
+            memory_guard(target, "the model", len(images)):
         assert_finite(_forward_eval(target.build_model(seed), _inputs(target, images)),
                       "model logits")
 
@@ -109,7 +129,8 @@ def test_model_forward_is_deterministic_in_eval_mode(target, data, seed):
     Catches: dropout applied with training=True (F.dropout without self.training), noise
     layers that ignore eval mode."""
     images = data.draw(_batches(target), label="images")
-    with reproduction(target, images=images, seed=seed):
+    with reproduction(target, images=images, seed=seed), \
+            memory_guard(target, "the model", len(images)):
         model, inputs = target.build_model(seed), _inputs(target, images)
         assert_close(_forward_eval(model, inputs), _forward_eval(model, inputs),
                      "eval-mode forward differs between two calls")
@@ -122,7 +143,8 @@ def test_model_is_batch_independent_in_eval_mode(target, data, seed):
     Catches: cross-sample leakage in forward (batch statistics, a mean over dim 0),
     BatchNorm left in train mode."""
     images = data.draw(_batches(target, min_batch=2), label="images")
-    with reproduction(target, images=images, seed=seed):
+    with reproduction(target, images=images, seed=seed), \
+            memory_guard(target, "the model", len(images)):
         model, inputs = target.build_model(seed), _inputs(target, images)
         batch = _forward_eval(model, inputs)
         for index in range(len(images)):
@@ -138,7 +160,8 @@ def test_model_is_permutation_equivariant_in_eval_mode(target, data, seed):
     Catches: outputs misaligned with inputs (rolled, sorted or reshaped across the batch)."""
     images = data.draw(_batches(target, min_batch=2), label="images")
     order = np.array(data.draw(st.permutations(range(len(images))), label="permutation"))
-    with reproduction(target, images=images, seed=seed, permutation=order.tolist()):
+    with reproduction(target, images=images, seed=seed, permutation=order.tolist()), \
+            memory_guard(target, "the model", len(images)):
         model, inputs = target.build_model(seed), _inputs(target, images)
         assert_close(_forward_eval(model, inputs[order]), as_numpy(_forward_eval(model, inputs))[
             order], "forward is not permutation-equivariant", atol=ATOL, rtol=RTOL)
@@ -159,10 +182,9 @@ def test_every_parameter_receives_a_gradient(target, data, seed):
 
     Catches: a layer defined but never used in forward, a detached branch, a
     zero-initialised layer that blocks the gradient to everything before it."""
-    images = data.draw(_batches(target, min_batch=4, kinds=("strokes", "blobs", "lowres",
-                                                            "noise")), label="images")
-    labels = data.draw(gen.labels(target.schema.num_classes, size=len(images)), label="labels")
-    with reproduction(target, images=images, labels=labels, seed=seed):
+    images, labels = _distinct_batch(target, data, max(2, min(4, model_batch(target))))
+    with reproduction(target, images=images, labels=labels, seed=seed), \
+            memory_guard(target, "a training step", len(images)):
         torch.manual_seed(seed)
         model = target.build_model(seed)
         _loss_and_gradients(model, _inputs(target, images), torch.from_numpy(labels))
@@ -185,10 +207,9 @@ def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed
 
     Catches: parameters missing from model.parameters() (plain tensor attributes, layers in
     a Python list instead of nn.ModuleList) and unused layers: they never train."""
-    images = data.draw(_batches(target, min_batch=4, kinds=("strokes", "blobs", "lowres",
-                                                            "noise")), label="images")
-    labels = data.draw(gen.labels(target.schema.num_classes, size=len(images)), label="labels")
-    with reproduction(target, images=images, labels=labels, seed=seed):
+    images, labels = _distinct_batch(target, data, max(2, min(4, model_batch(target))))
+    with reproduction(target, images=images, labels=labels, seed=seed), \
+            memory_guard(target, "a training step", len(images)):
         torch.manual_seed(seed)
         model = target.build_model(seed)
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -204,31 +225,33 @@ def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed
 @examples_at_most(3)
 @given(data=st.data(), seed=gen.seeds())
 def test_loss_falls_when_overfitting_one_small_batch(target, data, seed):
-    """Adam on one batch of 8 distinct labelled images at least halves the training loss.
+    """Adam on one batch of distinct labelled images (8, fewer for a large model) at least
+    halves the training loss within ``OVERFIT_STEPS`` steps (checked every
+    ``OVERFIT_CHECK_EVERY``: a healthy model stops early).
 
     Catches: a network whose output cannot depend on its input (input replaced or
     detached), wrong loss wiring, a frozen feature extractor."""
-    side = target.schema.min_side
-    distinct = st.lists(gen.image(target.schema, min_side=side, max_side=side,
-                                  kinds=("strokes", "blobs", "lowres", "noise")),
-                        min_size=8, max_size=8, unique_by=lambda image: image.tobytes())
-    images = np.stack(data.draw(distinct, label="images"))
-    labels = np.arange(8, dtype=np.int64) % target.schema.num_classes
-    with reproduction(target, images=images, labels=labels, seed=seed):
+    size = 8 if model_batch(target) >= MAX_BATCH else max(2, model_batch(target))
+    images, labels = _distinct_batch(target, data, size)
+    with reproduction(target, images=images, labels=labels, seed=seed), \
+            memory_guard(target, "overfitting a batch", len(images)):
         torch.manual_seed(seed)
         model = target.build_model(seed)
         inputs, targets = _inputs(target, images), torch.from_numpy(labels)
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        model.eval()  # no dropout noise in the loss we compare
+        model.eval()  # trained in eval mode: no dropout noise, fixed batch-norm statistics
         with torch.no_grad():
             first = float(torch.nn.functional.cross_entropy(model(inputs), targets))
-        for _ in range(OVERFIT_STEPS):
+        for step in range(1, OVERFIT_STEPS + 1):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(inputs), targets)
             loss.backward()
             optimizer.step()
-        with torch.no_grad():
-            last = float(torch.nn.functional.cross_entropy(model(inputs), targets))
+            if step % OVERFIT_CHECK_EVERY == 0 or step == OVERFIT_STEPS:
+                with torch.no_grad():
+                    last = float(torch.nn.functional.cross_entropy(model(inputs), targets))
+                if last <= OVERFIT_RATIO * first:
+                    break
         if not last <= OVERFIT_RATIO * first:
             fail("the loss does not fall when overfitting one batch",
                  f"loss after {OVERFIT_STEPS} steps <= {OVERFIT_RATIO} x {first:.4f}",

@@ -14,6 +14,7 @@ model built per example, SHAP explanations); its examples are then
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -99,5 +100,48 @@ def property_settings(test: Callable[..., Any], profile: str, scale: float = 1.0
 
 def apply_settings(test: Callable[..., Any], chosen: settings) -> None:
     """Make the Hypothesis test ``test`` run with ``chosen`` (Hypothesis reads this
-    attribute each time the test is called)."""
+    attribute each time the test is called), and let no failing example keep its frames."""
     test._hypothesis_internal_use_settings = chosen  # type: ignore[attr-defined]
+    release_frames_on_failure(test)
+
+
+def _clear_frames(tb: Any) -> None:
+    """Drop the locals of every finished frame in ``tb``: the fast locals (``frame.clear``)
+    and the ``locals()`` snapshot dict, which pytest's rewritten asserts create and which
+    ``frame.clear`` leaves alone on Python 3.11."""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_flags & 0x20 == 0:  # not a generator/coroutine frame
+            try:
+                frame.clear()
+            except RuntimeError:  # still executing (our own wrapper)
+                pass
+            else:
+                frame.f_locals.clear()
+        tb = tb.tb_next
+
+
+def release_frames_on_failure(test: Callable[..., Any]) -> None:
+    """Clear the local variables of every finished frame of a failing example's traceback.
+
+    Invariant: memory does not grow with shrink steps. While Hypothesis shrinks a failure it
+    keeps each failing run's traceback, and the frames keep their locals (a model, its
+    gradients, activations) alive until the test ends: 85 MB per step with an 11 M-parameter
+    CNN. The messages, notes and line numbers stay; only the locals go."""
+    handle = getattr(test, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if inner is None or getattr(inner, "_mlprop_releases_frames", False):
+        return
+
+    @functools.wraps(inner)
+    def run_example(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return inner(*args, **kwargs)
+        except BaseException as exc:
+            for failure in (exc, exc.__cause__, exc.__context__):
+                if failure is not None:
+                    _clear_frames(failure.__traceback__)
+            raise
+
+    run_example._mlprop_releases_frames = True  # type: ignore[attr-defined]
+    handle.inner_test = run_example
