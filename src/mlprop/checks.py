@@ -73,6 +73,9 @@ def reproduction(target: Any, **details: Any) -> Iterator[None]:
         yield
     except Exception as exc:
         exc.add_note(reproduction_note(target, **details))
+        from mlprop.report.capture import attach_example  # for --mlprop-report
+
+        attach_example(exc, details)
         raise
 
 
