@@ -5,8 +5,9 @@ The failure pytest sees is the exception of Hypothesis's final replay of the shr
 frames are still intact (they are cleared afterwards so that shrinking never holds models):
 it keeps references to the example's inputs, the two arrays an ``assert_close`` compared
 and drawable array locals of the helpers that failed, and only for the final replay:
-earlier shrink steps attach nothing, so memory does not grow with them. :func:`describe_failure` draws those arrays into PNGs and keeps only the PNGs and
-short texts.
+earlier shrink steps attach nothing, so memory does not grow with them.
+:func:`describe_failure` draws those arrays into PNGs and keeps only the PNGs and short
+texts.
 """
 
 from __future__ import annotations
