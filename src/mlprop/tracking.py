@@ -55,8 +55,9 @@ def metric_key(*parts: object) -> str:
     """A key MLflow accepts (letters, digits, ``_ - . / space``) from ``parts``:
     ``metric_key("images_per_s", "test_bench_predict[64]")`` ->
     ``images_per_s.test_bench_predict_64``."""
-    text = ".".join(str(part) for part in parts if part not in (None, ""))
-    return re.sub(r"[^A-Za-z0-9_\-./ ]+", "_", text).strip("_")[:250]
+    clean = (re.sub(r"[^A-Za-z0-9_\-./ ]+", "_", str(part)).strip("_") for part in parts
+             if part not in (None, ""))
+    return ".".join(part for part in clean if part)[:250]
 
 
 def base_params(target_spec: str | None, directory: Path | None = None) -> dict[str, str]:

@@ -47,6 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--equivalents", type=Path, default=None, metavar="FILE",
                        help="reviewed equivalent-mutant list (default: the one shipped in "
                             "mlprop/audit/equivalent_mutants.toml)")
+    audit.add_argument("--report", type=Path, default=None, metavar="DIR",
+                       help="write report.html (score per file, undetected mutants with "
+                            "their diff and covering tests, ML mutants, score over time), "
+                            "summary.md and results.json to DIR")
+    audit.add_argument("--history", type=Path, nargs="+", default=[], metavar="JSON",
+                       help="earlier audit JSON files (oldest first): the report plots the "
+                            "score over time")
+    audit.add_argument("--force", action="store_true",
+                       help="let --report overwrite a report already in DIR")
+    audit.add_argument("--mlflow", action="store_true", default=None,
+                       help="log the audit to MLflow (needs the mlprop[mlflow] extra)")
     audit.add_argument("--root", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     audit.set_defaults(handler=run)
 
@@ -65,6 +76,7 @@ def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
             raise UsageError(f"{option}: directory {path.parent} does not exist")
     if args.equivalents is not None and not args.equivalents.is_file():
         raise UsageError(f"--equivalents: no such file: {args.equivalents}")
+    report_dir, history, mlflow = _prepare_outputs(args)
     options = mutation.AuditOptions(
         root=args.root, fail_under=args.fail_under, max_children=args.max_children,
         ml_mutants=args.ml_mutants,
@@ -78,7 +90,70 @@ def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.markdown is not None:
         args.markdown.write_text(report.format_markdown(result), encoding="utf-8")
+    _write_outputs(args, result, report_dir, history, mlflow)
     if not result.get("passed", False):
         print(result.get("verdict", "mlprop audit: failed"), file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _prepare_outputs(args: argparse.Namespace) -> tuple[Path | None, list, bool]:
+    """Check --report, --history and --mlflow before the audit starts (exit 2 at once)."""
+    from mlprop import tracking
+    from mlprop.report import ReportError, prepare_report_dir
+    from mlprop.report.runs import AUDIT_HISTORY_PNG, load_history
+
+    mlflow = tracking.mlflow_requested(getattr(args, "mlflow", None), args.root)
+    if mlflow:
+        tracking.require_mlflow()
+    try:
+        history = load_history(getattr(args, "history", []) or [])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    report_dir = None
+    if getattr(args, "report", None) is not None:
+        try:
+            report_dir = prepare_report_dir(args.report, force=args.force,
+                                            extra_names=(AUDIT_HISTORY_PNG,))
+        except ReportError as exc:
+            raise UsageError(f"--report: {exc}") from None
+    return report_dir, history, mlflow
+
+
+def _write_outputs(args: argparse.Namespace, result: dict[str, Any], report_dir: Path | None,
+                   history: list, mlflow: bool) -> None:
+    import tempfile
+
+    from mlprop import tracking
+    from mlprop.report import runs
+
+    if report_dir is None and not mlflow:
+        return
+    with tempfile.TemporaryDirectory(prefix="mlprop-audit-") as scratch:
+        directory = report_dir or Path(scratch)
+        covering = runs.covering_tests(args.root)
+        runs.write_files(directory, runs.audit_files(result, covering=covering,
+                                                     history=history))
+        if report_dir is not None:
+            print(f"mlprop audit: report in {report_dir / 'report.html'}", file=sys.stderr)
+        if mlflow:
+            overall = result.get("mutmut", {}).get("overall", {})
+            metrics = {"mutation_score": result.get("score"),
+                       "ml_mutant_kill_rate": runs.ml_kill_rate(result),
+                       "passed": bool(result.get("passed"))}
+            metrics.update({f"mutants_{k}": v for k, v in overall.items()
+                            if isinstance(v, int | float) and k != "score"})
+            run_id = tracking.log_run(
+                command="audit", target_spec=_target_spec(args.root),
+                params={"fail_under": args.fail_under, "ml_mutants": args.ml_mutants},
+                metrics=metrics, artifacts=directory, directory=args.root)
+            print(f"mlprop audit: logged MLflow run {run_id}", file=sys.stderr)
+
+
+def _target_spec(root: Path) -> str:
+    """The target the project's suite checks (as the pytest plugin would resolve it)."""
+    import os
+
+    from mlprop.plugin import resolve_target_spec
+
+    return resolve_target_spec(None, os.environ, root)[0]

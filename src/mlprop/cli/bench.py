@@ -70,6 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--repo", type=Path, default=Path.cwd(),
                          help="the git repository (default: the current directory)")
     compare.add_argument("--json", type=Path, help="also write the comparison as JSON")
+    compare.add_argument("--report", type=Path, default=None, metavar="DIR",
+                         help="write report.html (per benchmark BASE's and HEAD's times as a "
+                              "plot, the verdict), the plots as PNG, summary.md and "
+                              "results.json to DIR")
+    compare.add_argument("--force", action="store_true",
+                         help="let --report overwrite a report already in DIR")
+    compare.add_argument("--mlflow", action="store_true", default=None,
+                         help="log the comparison to MLflow (needs the mlprop[mlflow] extra)")
     compare.set_defaults(handler=run)
 
 
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from mlprop import bench
 
     threshold = args.fail_over / 100.0
+    report_dir, mlflow = _prepare_outputs(args)
     started = time.perf_counter()
     # A plain SIGTERM (or a SIGINT that a background shell set to be ignored) would skip
     # the clean-up: the benchmark processes would wait on their FIFOs forever and the
@@ -109,9 +118,69 @@ def run(args: argparse.Namespace) -> int:
         data = report.as_dict()
         data.update(seconds=elapsed, loadavg_at_start=load)
         args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    _write_outputs(args, report, report_dir, mlflow, elapsed, load)
     if report.regressions:
         names = ", ".join(c.name.split("::")[-1] for c in report.regressions)
         print(f"mlprop bench compare: regression beyond {args.fail_over:g}%: {names}",
               file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _prepare_outputs(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """Check --report and --mlflow before the comparison starts (exit 2 at once)."""
+    from mlprop import tracking
+    from mlprop.report import ReportError, prepare_report_dir
+
+    mlflow = tracking.mlflow_requested(getattr(args, "mlflow", None), args.repo)
+    if mlflow:
+        tracking.require_mlflow()
+    if getattr(args, "report", None) is None:
+        return None, mlflow
+    try:
+        return prepare_report_dir(args.report, force=args.force), mlflow
+    except ReportError as exc:
+        raise UsageError(f"--report: {exc}") from None
+
+
+def _write_outputs(args: argparse.Namespace, report, report_dir: Path | None, mlflow: bool,
+                   elapsed: float, load) -> None:
+    import statistics
+    import tempfile
+
+    from mlprop import tracking
+    from mlprop.report import runs
+
+    if report_dir is None and not mlflow:
+        return
+    data = report.as_dict()
+    data.update(seconds=elapsed, loadavg_at_start=load)
+    with tempfile.TemporaryDirectory(prefix="mlprop-bench-") as scratch:
+        directory = report_dir or Path(scratch)
+        runs.write_files(directory, runs.bench_files(data))
+        if report_dir is not None:
+            print(f"mlprop bench: report in {report_dir / 'report.html'}", file=sys.stderr)
+        if mlflow:
+            metrics: dict[str, float] = {"regressions": len(report.regressions),
+                                         "seconds": elapsed}
+            for c in report.comparisons:
+                name = c.name.split("::")[-1]
+                metrics[tracking.metric_key("ratio", name)] = c.ratio
+                batch = runs.batch_size(name)  # test_bench_predict[64]: 64 images a call
+                unit = "images_per_s" if batch else "calls_per_s"
+                for side, values in (("base", c.base), ("head", c.head)):
+                    seconds = statistics.median(values)
+                    if seconds > 0:
+                        metrics[tracking.metric_key(unit, name, side)] = (batch or 1) / seconds
+            run_id = tracking.log_run(
+                command="bench compare", target_spec=_target_spec(args.repo),
+                params={"base": report.base, "head": report.head, "rounds": report.rounds,
+                        "fail_over_percent": args.fail_over, "statistic": report.statistic},
+                metrics=metrics, artifacts=directory, directory=args.repo)
+            print(f"mlprop bench: logged MLflow run {run_id}", file=sys.stderr)
+
+
+def _target_spec(root: Path) -> str:
+    from mlprop.plugin import resolve_target_spec
+
+    return resolve_target_spec(None, os.environ, root)[0]

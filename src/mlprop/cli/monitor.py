@@ -71,7 +71,7 @@ def _flag_error(exc: MonitorInputError, sources: dict[str, str]) -> Exception:
 # --------------------------------------------------------------------------- handlers
 
 
-def _drift(args: argparse.Namespace) -> int:
+def _drift(args: argparse.Namespace, reports: list | None = None) -> int:
     config = DriftConfig(alpha=args.alpha, correction=args.correction,
                          psi_threshold=args.psi_threshold)
     names = ("reference", "current", "reference_labels", "current_labels",
@@ -86,6 +86,8 @@ def _drift(args: argparse.Namespace) -> int:
         report = drift_report(config=config, **batches)
     except MonitorInputError as exc:
         raise _flag_error(exc, sources) from None
+    if reports is not None:
+        reports.append(report)
     if args.json:
         payload = report.to_dict()
         payload["shifts"] = [str(s) for s in args.shift]
@@ -97,7 +99,7 @@ def _drift(args: argparse.Namespace) -> int:
     return EXIT_FOUND if report.drifted else EXIT_OK
 
 
-def _fairness(args: argparse.Namespace) -> int:
+def _fairness(args: argparse.Namespace, reports: list | None = None) -> int:
     thresholds = FairnessThresholds(
         max_demographic_parity=args.max_dp, max_equalized_odds=args.max_eo,
         min_disparate_impact=args.min_di, max_accuracy_gap=args.max_accuracy_gap)
@@ -109,6 +111,8 @@ def _fairness(args: argparse.Namespace) -> int:
                                  positive=args.positive, thresholds=thresholds)
     except MonitorInputError as exc:
         raise _flag_error(exc, sources) from None
+    if reports is not None:
+        reports.append(report)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -146,6 +150,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     drift.add_argument("--psi-threshold", type=_non_negative, default=None,
                        help="also require PSI >= this for a drift verdict (e.g. 0.1)")
     drift.add_argument("--json", action="store_true", help="print the report as JSON")
+    drift.add_argument("--mlflow", action="store_true", default=None,
+                       help="log the drift statistics to MLflow (needs mlprop[mlflow])")
     drift.set_defaults(handler=run)
 
     fair = subparsers.add_parser(
@@ -171,9 +177,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fair.add_argument("--max-accuracy-gap", type=_limit, default=None,
                       help="max spread of per-group accuracy (default: off)")
     fair.add_argument("--json", action="store_true", help="print the report as JSON")
+    fair.add_argument("--mlflow", action="store_true", default=None,
+                      help="log the fairness metrics to MLflow (needs mlprop[mlflow])")
     fair.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """``drift`` or ``fairness``, by the subcommand given."""
-    return _drift(args) if args.command == "drift" else _fairness(args)
+    from mlprop import tracking
+
+    mlflow = tracking.mlflow_requested(getattr(args, "mlflow", None))
+    if mlflow:
+        tracking.require_mlflow()
+    reports: list = []
+    code = _drift(args, reports) if args.command == "drift" else _fairness(args, reports)
+    if mlflow and reports:
+        _log_mlflow(args.command, reports[0])
+    return code
+
+
+def _log_mlflow(command: str, report) -> None:
+    """One MLflow run: the report's numbers as metrics, its JSON as the artifact."""
+    import tempfile
+
+    from mlprop import tracking
+    from mlprop.atomic import atomic_write_text
+
+    payload = report.to_dict()
+    metrics: dict[str, float] = {}
+    if command == "drift":
+        metrics["drifted"] = bool(payload.get("drifted"))
+        metrics["rows_drifted"] = sum(bool(r.get("drifted")) for r in payload["rows"])
+        for row in payload["rows"]:
+            for key in ("statistic", "p_value", "p_adjusted", "psi"):
+                if isinstance(row.get(key), int | float):
+                    metrics[tracking.metric_key("drift", row["name"], key)] = row[key]
+    else:
+        for key, value in payload.items():
+            if isinstance(value, int | float):
+                metrics[tracking.metric_key("fairness", key)] = value
+    with tempfile.TemporaryDirectory(prefix="mlprop-monitor-") as scratch:
+        atomic_write_text(Path(scratch) / f"{command}.json",
+                          json.dumps(payload, indent=2, default=str) + "\n")
+        run_id = tracking.log_run(command=command, target_spec=_target_spec(),
+                                  metrics=metrics, artifacts=Path(scratch))
+    print(f"mlprop {command}: logged MLflow run {run_id}", file=sys.stderr)
+
+
+def _target_spec() -> str:
+    import os
+
+    from mlprop.plugin import resolve_target_spec
+
+    return resolve_target_spec(None, os.environ, Path.cwd())[0]
