@@ -487,8 +487,8 @@ def test_suite_true_runs_the_properties_inside_plain_pytest(pytester):
     assert "test_users_own.py ." in output
     result.stdout.fnmatch_lines([
         "*mlprop: not checked*",
-        "8 properties skipped: the target has no augmentations (set Target.augmentations*",
-        "11 properties skipped: the target has no build_model (set Target.build_model to check "
+        "* properties skipped: the target has no augmentations (set Target.augmentations*",
+        "* properties skipped: the target has no build_model (set Target.build_model to check "
         "them): test_model_output_is_one_logit_row_per_image*",
         "*the target has no trained_model (set Target.trained_model*",
         "*the target has no predict (set Target.predict*",
@@ -567,3 +567,17 @@ def test_header_says_what_was_scaled_down(pytester):
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = _run(pytester, "--mlprop-examples-scale", "model=0.25,attribution=0.5")
     result.stdout.fnmatch_lines(["mlprop examples scaled: model x0.25, attribution x0.5"])
+
+
+def test_xdist_gives_the_serial_verdicts_and_the_not_checked_list(pytester):
+    """`-n 2`: the same outcomes as a serial run, and the not-checked list still printed
+    (under xdist the workers collect and skip; the controller only sees their reports)."""
+    _day_one_project(pytester, suite=True)
+    serial = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    parallel = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    assert parallel.parseoutcomes() == serial.parseoutcomes() | {
+        "passed": serial.parseoutcomes()["passed"]}
+    assert parallel.ret == serial.ret == 0
+    for result in (serial, parallel):
+        result.stdout.fnmatch_lines(["*mlprop: not checked*",
+                                     "* properties skipped: the target has no build_model*"])

@@ -39,6 +39,7 @@ from mlprop.profiles import apply_settings, default_profile, profile_name, prope
 from mlprop.target import OPTIONAL_FIELDS, Target, load_target
 
 DEFAULT_TARGET = "mlprop.digits:target"
+SKIP_PREFIX = "mlprop: the target leaves out "
 REQUIRES_MARK = "mlprop_requires"
 
 
@@ -214,6 +215,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except MlpropError as exc:
         raise pytest.UsageError(f"mlprop: {exc}") from None
     config.stash[_SESSION] = session
+    _ACTIVE.append(session)
     CURRENT_SPEC["spec"] = session.spec
     config.addinivalue_line("markers", "mlprop: one of mlprop's properties")
     for component in COMPONENTS:
@@ -361,9 +363,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         missing = required_fields(item, target)
         if missing:
             fields = ", ".join(f"Target.{name}" for name in missing)
-            item.add_marker(pytest.mark.skip(reason=f"mlprop: the target leaves out {fields}"))
-            for name in missing:
-                session.not_checked.setdefault(name, []).append(item.nodeid.split("::")[-1])
+            item.add_marker(pytest.mark.skip(reason=f"{SKIP_PREFIX}{fields}"))
     declared = dict(target.expected_failed_checks)
     for item in using_target:
         name = getattr(item, "originalname", item.name)
@@ -373,13 +373,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session.unmatched = sorted(set(declared) - collected_names)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record properties skipped for a missing Target field (in the process that reports:
+    the only one under pytest-xdist, where workers collect and run)."""
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    if not reason.startswith(SKIP_PREFIX):
+        return
+    if not _ACTIVE:
+        return
+    session = _ACTIVE[-1]
+    name = report.nodeid.split("::")[-1]
+    for field_name in reason.removeprefix(SKIP_PREFIX).split(", "):
+        tests = session.not_checked.setdefault(field_name.removeprefix("Target."), [])
+        if name not in tests:
+            tests.append(name)
+
+
+_ACTIVE: list[Session] = []
+"""The sessions of the pytest runs in progress in this process (nested in-process runs, as
+pytester makes, push and pop theirs)."""
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    _ACTIVE[:] = [active for active in _ACTIVE if active is not session]
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(_SESSION, None)
     if session is None:
         return
     if session.not_checked:
         terminalreporter.write_sep("=", "mlprop: not checked", yellow=True)
-        for name in sorted(session.not_checked, key=OPTIONAL_FIELDS.index):
+        for name in sorted(session.not_checked, key=lambda n: (
+                OPTIONAL_FIELDS.index(n) if n in OPTIONAL_FIELDS else len(OPTIONAL_FIELDS), n)):
             tests = session.not_checked[name]
             unique = list(dict.fromkeys(tests))
             terminalreporter.write_line(
