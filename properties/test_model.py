@@ -222,7 +222,7 @@ def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed
                      "a changed value", "unchanged")
 
 
-@examples_at_most(3)
+@examples_at_most(3, cost=3)
 @given(data=st.data(), seed=gen.seeds())
 def test_loss_falls_when_overfitting_one_small_batch(target, data, seed):
     """Adam on one batch of distinct labelled images (8, fewer for a large model) at least

@@ -35,7 +35,13 @@ from mlprop import __version__
 from mlprop.checks import CURRENT_SPEC
 from mlprop.config import COMPONENTS, ProjectConfig, read_config
 from mlprop.errors import MlpropError
-from mlprop.profiles import apply_settings, default_profile, profile_name, property_settings
+from mlprop.profiles import (
+    apply_settings,
+    cost_of,
+    default_profile,
+    profile_name,
+    property_settings,
+)
 from mlprop.target import OPTIONAL_FIELDS, Target, load_target
 
 DEFAULT_TARGET = "mlprop.digits:target"
@@ -312,12 +318,15 @@ def group_by_module(items: list[pytest.Item]) -> None:
 
 
 def order_properties(items: list[pytest.Item]) -> None:
-    """Put mlprop's properties in suite order (component along the data flow, then the
-    order of the module) in the slots they occupy; other tests keep their places."""
+    """Put mlprop's properties in suite order in the slots they occupy (other tests keep
+    their places): component along the data flow (preprocess, augment, model, predict,
+    metamorphic, attribution), then within a component the declared cost
+    (:func:`mlprop.profiles.cost_of`: cheap first), then the order of the module."""
     slots = [index for index, item in enumerate(items) if is_property(item)]
     rank = {name: position for position, name in enumerate(COMPONENTS)}
     ordered = sorted((items[index] for index in slots),
-                     key=lambda item: rank.get(component_of(item), len(rank)))
+                     key=lambda item: (rank.get(component_of(item), len(rank)),
+                                       cost_of(getattr(item, "obj", None))))
     for index, item in zip(slots, ordered, strict=True):
         items[index] = item
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from mlprop.errors import MlpropError
 
-__all__ = ["PROFILES", "ProfileError", "default_profile", "examples_at_most",
+__all__ = ["PROFILES", "ProfileError", "cost_of", "default_profile", "examples_at_most",
            "profile_name", "property_settings"]
 
 _QUIET_CHECKS = (HealthCheck.too_slow, HealthCheck.data_too_large)
@@ -39,6 +39,7 @@ PROFILES: Mapping[str, Mapping[str, Any]] = {
 """Name -> the settings it changes from Hypothesis's ``default`` profile."""
 
 CAP_ATTRIBUTE = "_mlprop_max_examples"
+COST_ATTRIBUTE = "_mlprop_cost"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,16 +69,25 @@ def default_profile(environ: Mapping[str, str]) -> tuple[str, str]:
     return "mlprop-dev", "default"
 
 
-def examples_at_most(count: int) -> Callable[[F], F]:
-    """Decorator for a costly property: run at most ``count`` examples whatever the profile."""
+def examples_at_most(count: int, *, cost: int = 2) -> Callable[[F], F]:
+    """Decorator for a costly property: run at most ``count`` examples whatever the profile.
+
+    ``cost`` ranks it within its component (1: cheap, the default of undecorated properties;
+    2: costly; 3: the costliest, e.g. training loops): the plugin runs cheaper ones first."""
     if not isinstance(count, int) or count < 1:
         raise ProfileError(f"examples_at_most: expected a positive int, got {count!r}")
 
     def mark(test: F) -> F:
         setattr(test, CAP_ATTRIBUTE, count)
+        setattr(test, COST_ATTRIBUTE, cost)
         return test
 
     return mark
+
+
+def cost_of(test: Callable[..., Any]) -> int:
+    """The declared cost rank of a property (1 when it declares none)."""
+    return int(getattr(test, COST_ATTRIBUTE, 1))
 
 
 def scaled_examples(base: int, scale: float) -> int:
