@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import mlprop.strategies as gen
 from mlprop.checks import as_numpy, assert_close, assert_shape, fail, reproduction, requires
 from mlprop.profiles import examples_at_most
+from mlprop.schema import ImageSchema
 
 pytestmark = requires("predict")
 
@@ -93,3 +94,25 @@ def test_predict_accuracy_on_holdout_meets_the_floor(target, _):
         if accuracy < target.min_accuracy:
             fail("predict's holdout accuracy is below min_accuracy",
                  f">= {target.min_accuracy}", f"{accuracy:.4f} on {len(labels)} images")
+
+
+@requires("accepts_grey")
+@given(data=st.data())
+def test_predict_gives_a_grey_image_the_same_answer_in_grey_and_in_colour(target, data):
+    """A grey image given as a colour image (every channel equal) and the same image given
+    as one grayscale channel get the same probabilities, for targets that declare
+    `accepts_grey`.
+
+    Catches: a grayscale path that converts with the wrong rule (the grey values put in the
+    red channel only, weighted luma coefficients applied backwards, another normalisation),
+    so grayscale uploads are served by what is in effect another model."""
+    schema = target.schema
+    grey_schema = ImageSchema(num_classes=schema.num_classes, min_side=schema.min_side,
+                              max_side=schema.max_side, size=schema.size)
+    grey = data.draw(gen.images(grey_schema, min_batch=1, max_batch=4), label="grey images")
+    colour = schema.from_channels_last(np.repeat(grey[..., np.newaxis], schema.channels,
+                                                 axis=3))
+    with reproduction(target, grey=grey):
+        assert_close(target.predict(grey), target.predict(colour),
+                     "a grey image gets another prediction as one channel than as equal "
+                     f"{schema.channels} channels", atol=1e-5, rtol=1e-4)

@@ -15,6 +15,7 @@ from mlprop.checks import (
     assert_shape,
     fail,
     reproduction,
+    requires,
 )
 from mlprop.errors import SchemaError
 
@@ -158,3 +159,104 @@ def test_preprocess_accepts_every_valid_memory_layout(target, data):
         assert_close(target.preprocess(images), target.preprocess(np.ascontiguousarray(images)),
                      "preprocess output depends on the memory layout of its input",
                      atol=1e-6, rtol=1e-5)
+
+
+# --- colour: channel identity and layout (issue 15) -------------------------------------
+
+CHANNEL_MEAN_ATOL = 2e-3
+"""Tolerance, on the [0, 1] pixel scale, of a de-normalised per-channel mean."""
+
+
+def _denormalised_channel_means(target, images: np.ndarray) -> np.ndarray:
+    """(N, C) per-channel means of preprocess(images) mapped back to [0, 1] pixels with the
+    target's declared ``channel_normalization``."""
+    mean, std = (np.asarray(part, np.float64).reshape(1, -1, 1, 1)
+                 for part in target.channel_normalization)
+    out = as_numpy(target.preprocess(images)).astype(np.float64)
+    return (out * std + mean).mean(axis=(2, 3))
+
+
+@requires("channel_normalization")
+@given(data=st.data())
+def test_preprocess_keeps_each_channel_with_its_normalisation(target, data):
+    """Permuting the raw input's channels permutes the per-channel means of the output (mapped
+    back to pixels with the declared `channel_normalization` (mean, std)) in the same way.
+    Targets with one channel, or whose model input has another channel count, pass trivially.
+
+    Catches: BGR/RGB confusion (an OpenCV-style channel reversal inside preprocessing) and
+    per-channel mean/std constants applied in the wrong channel order."""
+    schema = target.schema
+    if schema.channels < 2 or target.input_shape[0] != schema.channels:
+        return
+    images = data.draw(_batches(target, min_batch=1, max_batch=3, colours=(
+        "saturated", "constants", "extremes", "distinct", "independent")), label="images")
+    order = np.array(data.draw(st.permutations(range(schema.channels)), label="channel order"))
+    permuted = schema.from_channels_last(np.ascontiguousarray(
+        schema.to_channels_last(images)[..., order]))
+    with reproduction(target, images=images, channel_order=order.tolist()):
+        expected = _denormalised_channel_means(target, images)[:, order]
+        assert_close(_denormalised_channel_means(target, permuted), expected,
+                     f"permuting the input channels by {order.tolist()} does not permute the "
+                     "de-normalised per-channel means of the output the same way",
+                     atol=CHANNEL_MEAN_ATOL)
+
+
+@given(data=st.data())
+def test_preprocess_puts_channel_constants_on_the_channel_axis(target, data):
+    """An image whose channels hold distinct constants comes out constant over height and
+    width in every channel of the model input (grayscale: a constant image stays constant).
+
+    Catches: channels-last images read as channels-first (`x.view(N, C, H, W)` or
+    `reshape` instead of `permute(0, 3, 1, 2)`), which smears the colours across the image."""
+    schema = target.schema
+    shape = data.draw(_batches(target, min_batch=1, max_batch=3, kinds=("black",)),
+                      label="shape").shape
+    count = schema.channels
+    levels = data.draw(st.lists(st.integers(0, 255), min_size=count, max_size=count,
+                                unique=count <= 256), label="channel constants")
+    last = schema.to_channels_last(np.zeros(shape, np.uint8)).shape
+    images = schema.from_channels_last(np.ascontiguousarray(np.broadcast_to(
+        np.array(levels, np.uint8), last)))
+    low, high = target.input_range
+    tolerance = 1e-4 * (high - low)
+    with reproduction(target, shape=shape, channel_constants=levels):
+        out = as_numpy(target.preprocess(images)).astype(np.float64)
+        spread = out.max(axis=(2, 3)) - out.min(axis=(2, 3))
+        if spread.max() > tolerance:
+            image, channel = np.unravel_index(int(spread.argmax()), spread.shape)
+            fail("a channel of the model input is not constant for an image of per-channel "
+                 "constants (the channel values are smeared across height and width)",
+                 f"max - min over (H, W) <= {tolerance:.2g} in every channel",
+                 f"{spread.max():.4g} in image {image}, channel {channel}")
+
+
+COLOUR_FIELDS = ("images.channels", "images.layout", "images.alpha")
+
+
+@given(data=st.data())
+def test_preprocess_rejects_wrong_channels_layout_and_alpha(target, data):
+    """A colour batch with another channel count, the other channel layout (channels first
+    where channels last is declared, or the reverse) or an alpha channel where none is
+    declared raises an error naming it. Grayscale targets pass trivially.
+
+    Catches: preprocessing that "helpfully" guesses (transposes whatever looks channels-first,
+    drops a fourth channel): a layout bug upstream then yields plausible garbage, never an
+    error."""
+    from mlprop.strategies.invalid import applicable_fields
+
+    fields = [f for f in COLOUR_FIELDS if f in applicable_fields(target.schema)]
+    if not fields:
+        return
+    example = data.draw(gen.invalid_data(target.schema, fields=fields), label="invalid")
+    with reproduction(target, images=example.images, defect=example.description):
+        try:
+            target.preprocess(example.images)
+        except SchemaError as exc:
+            if not set(example.fields) & set(exc.fields):
+                fail("preprocess rejected invalid input but named the wrong field",
+                     f"one of {list(example.fields)}", str(exc.fields))
+            return
+        except (ValueError, TypeError):
+            return
+        fail("preprocess accepted invalid input", f"an error naming {example.fields[0]} "
+             f"({example.description})", "it returned normally")

@@ -3,7 +3,8 @@
 Built on :mod:`hypothesis.extra.numpy`; every strategy takes keyword-only options and checks
 them when it is defined, raising :class:`hypothesis.errors.InvalidArgument`. Modules:
 
-- :mod:`mlprop.strategies.images`: raw ``uint8 (N, H, W)`` batches and single images of many kinds;
+- :mod:`mlprop.strategies.images`: raw ``uint8`` batches and single images of many kinds, in the
+  schema's layout (grayscale ``(N, H, W)``, colour ``(N, H, W, C)`` or ``(N, C, H, W)``);
 - :mod:`mlprop.strategies.labels`: class labels and labelled batches;
 - :mod:`mlprop.strategies.schemas`: random valid :class:`~mlprop.schema.ImageSchema` instances;
 - :mod:`mlprop.strategies.data`: ``(images, labels)`` that a schema accepts;
@@ -15,6 +16,7 @@ Works against any target: only :mod:`mlprop.schema` and :mod:`mlprop.errors` are
 
 from mlprop.strategies.data import IMAGE_LAYOUTS, LABEL_DTYPES, valid_data
 from mlprop.strategies.images import (
+    COLOUR_MODES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_SIDE_CAP,
     IMAGE_KINDS,
@@ -27,6 +29,7 @@ from mlprop.strategies.params import MAX_SEED, magnitudes, seeds
 from mlprop.strategies.schemas import image_schemas
 
 __all__ = [
+    "COLOUR_MODES",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_SIDE_CAP",
     "IMAGE_KINDS",

@@ -26,11 +26,10 @@ LABEL_DTYPES: tuple[np.dtype, ...] = tuple(
 def _relayout(batch: np.ndarray, layout: str) -> np.ndarray:
     if layout == "F":
         return np.asfortranarray(batch)
-    if layout == "strided":
-        n, h, w = batch.shape
-        wide = np.zeros((n, h, 2 * w), np.uint8)
-        wide[:, :, ::2] = batch
-        return wide[:, :, ::2]
+    if layout == "strided":  # every other element of the last axis of a wider array
+        wide = np.zeros((*batch.shape[:-1], 2 * batch.shape[-1]), np.uint8)
+        wide[..., ::2] = batch
+        return wide[..., ::2]
     if layout == "reversed":
         return np.ascontiguousarray(batch[:, ::-1, ::-1])[:, ::-1, ::-1]
     if layout == "readonly":

@@ -31,6 +31,8 @@ from mlprop.strategies.images import (
     DEFAULT_SIDE_CAP,
     batch_of_shape,
     batch_upper,
+    place_channels,
+    schema_batch,
 )
 from mlprop.strategies.labels import labels_of_size
 
@@ -42,6 +44,9 @@ INVALID_FIELDS: tuple[str, ...] = (
     "images.ndim",
     "images.height",
     "images.width",
+    "images.channels",
+    "images.layout",
+    "images.alpha",
     "labels.dtype",
     "labels.ndim",
     "labels.length",
@@ -52,6 +57,30 @@ INVALID_FIELDS: tuple[str, ...] = (
 """Every defect ``invalid_data`` can produce, named by the field ``ImageSchema`` reports."""
 
 _NEEDS_AN_IMAGE = frozenset({"images.values", "labels.values"})
+_COLOUR_ONLY = frozenset({"images.channels", "images.layout", "images.alpha"})
+
+
+def applicable_fields(schema: ImageSchema) -> tuple[str, ...]:
+    """The defects ``schema`` can tell apart: channel, layout and alpha defects need a colour
+    schema (alpha one of 3 channels), and a fixed size or side range that leaves room for
+    a side other than the channel count."""
+    fields = list(INVALID_FIELDS)
+    unambiguous = schema.layout != "HW" and _sides_avoiding(schema) is not None
+    if not unambiguous:
+        fields = [f for f in fields if f not in _COLOUR_ONLY]
+    elif schema.channels != 3:
+        fields.remove("images.alpha")
+    return tuple(fields)
+
+
+def _sides_avoiding(schema: ImageSchema) -> list[int] | None:
+    """Valid sides that differ from the channel count (``None`` if there are none)."""
+    if schema.size is not None:
+        ok = all(side != schema.channels for side in schema.size)
+        return list(schema.size) if ok else None
+    sides = [s for s in (schema.min_side, schema.max_side, schema.min_side + 1)
+             if schema.min_side <= s <= schema.max_side and s != schema.channels]
+    return sides or None
 
 
 def _summary(value: Any) -> str:
@@ -100,20 +129,35 @@ class _Context:
     max_batch: int
     max_pixels: int
 
+    def side(self, draw: st.DrawFn, index: int, *, avoid: int | None = None) -> int:
+        """A valid height (``index`` 0) or width (1), never ``avoid`` when given."""
+        if self.schema.size is not None:
+            return int(self.schema.size[index])
+        if avoid is None:
+            return draw(st.integers(self.low, self.high))
+        choices = [s for s in range(self.low, self.high + 1) if s != avoid]
+        return draw(st.sampled_from(choices or [self.low]))
+
     def shape(
-        self, draw: st.DrawFn, *, min_n: int = 0, h: int | None = None, w: int | None = None
+        self, draw: st.DrawFn, *, min_n: int = 0, h: int | None = None, w: int | None = None,
+        avoid: int | None = None,
     ) -> tuple[int, int, int]:
         """A batch shape; ``h`` / ``w`` when given (invalid sides), else valid sides."""
-        h = draw(st.integers(self.low, self.high)) if h is None else h
-        w = draw(st.integers(self.low, self.high)) if w is None else w
+        h = self.side(draw, 0, avoid=avoid) if h is None else h
+        w = self.side(draw, 1, avoid=avoid) if w is None else w
         least = max(self.min_batch, min_n)
-        n = draw(st.integers(least, batch_upper(least, self.max_batch, h, w, self.max_pixels)))
+        n = draw(st.integers(least, batch_upper(least, self.max_batch, h,
+                                                w * self.schema.channels, self.max_pixels)))
         return n, h, w
+
+    def batch(self, draw: st.DrawFn, n: int, h: int, w: int) -> np.ndarray:
+        """Images of shape ``n x h x w`` in the schema's layout (sides not checked)."""
+        return draw(schema_batch(self.schema, n, h, w))
 
     def pair(self, draw: st.DrawFn, *, min_n: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Valid ``(images, labels)``, at least ``min_n`` of them."""
         n, h, w = self.shape(draw, min_n=min_n)
-        return draw(batch_of_shape(n, h, w)), self.labels(draw, n)
+        return self.batch(draw, n, h, w), self.labels(draw, n)
 
     def labels(self, draw: st.DrawFn, n: int) -> np.ndarray:
         return draw(labels_of_size(self.schema.num_classes, n))
@@ -155,7 +199,26 @@ def _images_values(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
     )
 
 
+def _colour_ndim(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
+    form = draw(st.sampled_from(["a single image without the batch axis",
+                                 "a grayscale (N, H, W) batch", "an extra axis"]))
+    if form.startswith("a single"):
+        _, h, w = ctx.shape(draw, min_n=1)
+        picture = ctx.batch(draw, 1, h, w)[0].copy()
+        return InvalidExample(picture, ctx.labels(draw, picture.shape[0]), "images.ndim",
+                              f"{form} {picture.shape} (labels: one per first-axis entry)")
+    batch, targets = ctx.pair(draw)
+    if form.startswith("a grey"):
+        grey = np.ascontiguousarray(ctx.schema.to_channels_last(batch)[..., 0])
+        return InvalidExample(grey, targets, "images.ndim", f"{form} {grey.shape} for a "
+                                                           f"{ctx.schema.layout} schema")
+    extra = batch[..., np.newaxis].copy()
+    return InvalidExample(extra, targets, "images.ndim", f"{form} {extra.shape}")
+
+
 def _images_ndim(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
+    if ctx.schema.layout != "HW":
+        return _colour_ndim(draw, ctx)
     form = draw(st.sampled_from(["single image (H, W)", "(N, H, W, C)", "(N, C, H, W)"]))
     if form.startswith("single"):
         _, h, w = ctx.shape(draw)
@@ -195,13 +258,50 @@ def _side_maker(axis_name: str) -> Callable[[st.DrawFn, _Context], InvalidExampl
         else:
             n, h, w = ctx.shape(draw, w=side)
         return InvalidExample(
-            draw(batch_of_shape(n, h, w)),
+            ctx.batch(draw, n, h, w),
             ctx.labels(draw, n),
             f"images.{axis_name}",
             f"images of shape {(n, h, w)}: {axis_name} {side} is {why}",
         )
 
     return make
+
+
+def _channels_last(draw: st.DrawFn, ctx: _Context, channels: int) -> tuple[np.ndarray, ...]:
+    """A valid-sided ``(N, H, W, channels)`` batch (sides never equal the schema's channel
+    count, so the channel axis cannot be mistaken for the other layout) and labels."""
+    n, h, w = ctx.shape(draw, avoid=ctx.schema.channels)
+    planes = draw(schema_batch(_with_channels(ctx.schema, channels), n, h, w))
+    return _with_channels(ctx.schema, channels).to_channels_last(planes), ctx.labels(draw, n)
+
+
+def _with_channels(schema: ImageSchema, channels: int) -> ImageSchema:
+    return ImageSchema(schema.num_classes, schema.min_side, schema.max_side, channels, "HWC")
+
+
+def _images_channels(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
+    wanted = ctx.schema.channels
+    others = [c for c in (1, 2, 3, 4, 5) if c != wanted and not (wanted == 3 and c == 4)]
+    channels = draw(st.sampled_from(others))
+    batch, targets = _channels_last(draw, ctx, channels)
+    placed = place_channels(batch, ctx.schema.layout) if channels > 0 else batch
+    return InvalidExample(placed, targets, "images.channels",
+                          f"{channels} channel(s) instead of {wanted}: {placed.shape}")
+
+
+def _images_layout(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
+    batch, targets = _channels_last(draw, ctx, ctx.schema.channels)
+    flipped = "CHW" if ctx.schema.layout == "HWC" else "HWC"
+    placed = place_channels(batch, flipped)
+    return InvalidExample(placed, targets, "images.layout",
+                          f"{flipped} images {placed.shape} where {ctx.schema.layout} is declared")
+
+
+def _images_alpha(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
+    batch, targets = _channels_last(draw, ctx, 4)
+    placed = place_channels(batch, ctx.schema.layout)
+    return InvalidExample(placed, targets, "images.alpha",
+                          f"RGBA images {placed.shape} where RGB (no alpha) is declared")
 
 
 def _labels_dtype(draw: st.DrawFn, ctx: _Context) -> InvalidExample:
@@ -270,6 +370,9 @@ _MAKERS: dict[str, Callable[[st.DrawFn, _Context], InvalidExample]] = {
     "images.ndim": _images_ndim,
     "images.height": _side_maker("height"),
     "images.width": _side_maker("width"),
+    "images.channels": _images_channels,
+    "images.layout": _images_layout,
+    "images.alpha": _images_alpha,
     "labels.dtype": _labels_dtype,
     "labels.ndim": _labels_ndim,
     "labels.length": _labels_length,
@@ -301,7 +404,14 @@ def invalid_data(
     - ``images.dtype``: int16/int64/uint16/float16/float32/float64 images holding in-range
       values (floats possibly scaled to [0, 1]);
     - ``images.values``: NaN/inf in float32/float64 images (also reports ``images.dtype``);
-    - ``images.ndim``: a single ``(H, W)`` image, or ``(N, H, W, C)`` / ``(N, C, H, W)``;
+    - ``images.ndim``: a single ``(H, W)`` image, or ``(N, H, W, C)`` / ``(N, C, H, W)``
+      (colour schemas: a single image without the batch axis, a grayscale ``(N, H, W)``
+      batch, an extra trailing axis);
+    - ``images.channels``: another channel count; ``images.layout``: channels first where
+      channels last is declared or the other way round; ``images.alpha``: RGBA where RGB is
+      declared. Colour schemas only (alpha: 3 channels), and only when a valid side can
+      differ from the channel count (else the defects are ambiguous); by default the
+      defects a schema cannot have are left out, naming one raises ``InvalidArgument``;
     - ``images.height`` / ``images.width``: that side above ``max_side`` or below
       ``min_side`` (down to 0, so "too small" exists for every schema), the other side valid;
     - ``labels.dtype``: float or string labels; ``labels.ndim``: ``(N, 1)``, ``(1, N)`` or
@@ -316,7 +426,12 @@ def invalid_data(
     min_batch, max_batch = batch_range(min_batch, max_batch)
     low, high = side_range(schema, None, None, side_cap)
     max_pixels = check_int(max_pixels, "max_pixels", min_value=1)
-    chosen = check_choices(fields, "fields", INVALID_FIELDS, default=INVALID_FIELDS)
+    applicable = applicable_fields(schema)
+    chosen = check_choices(fields, "fields", INVALID_FIELDS, default=applicable)
+    impossible = [f for f in chosen if f not in applicable]
+    if impossible:
+        raise InvalidArgument(f"fields {impossible} cannot occur for {schema!r} (colour "
+                              "defects need a colour schema; alpha needs 3 channels)")
     if max_batch == 0:
         impossible = [f for f in chosen if f in _NEEDS_AN_IMAGE]
         if fields is not None and impossible:

@@ -13,7 +13,8 @@ from hypothesis.errors import InvalidArgument
 
 import mlprop.strategies as S
 from mlprop.errors import SchemaError
-from mlprop.schema import ImageSchema
+from mlprop.schema import LAYOUTS, ImageSchema
+from mlprop.strategies.invalid import applicable_fields
 
 SCHEMA = ImageSchema(num_classes=10, min_side=8, max_side=64)
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -265,8 +266,11 @@ def test_invalid_data_is_rejected_with_exactly_its_fields(data: st.DataObject) -
 
 @pytest.mark.parametrize("field", S.INVALID_FIELDS)
 def test_each_invalid_field_is_produced_and_rejected(field: str) -> None:
+    schemas = S.image_schemas(max_side=24, layouts=LAYOUTS).filter(
+        lambda schema: field in applicable_fields(schema))
+
     @settings(max_examples=15, deadline=None, database=None)
-    @given(schema=S.image_schemas(max_side=24), data=st.data())
+    @given(schema=schemas, data=st.data())
     def check(schema: ImageSchema, data: st.DataObject) -> None:
         example = data.draw(S.invalid_data(schema, fields=[field]), label="example")
         assert example.field == field
@@ -343,6 +347,12 @@ BAD_ARGUMENTS: dict[str, Callable[[], Any]] = {
     "images: zero side_cap": lambda: S.images(SCHEMA, side_cap=0),
     "images: non-bool square": lambda: S.images(SCHEMA, square=1),
     "images: unknown kind": lambda: S.images(SCHEMA, kinds=["zebra"]),
+    "images: unknown colour mode": lambda: S.images(SCHEMA, colours=["sepia"]),
+    "image_schemas: unknown layout": lambda: S.image_schemas(layouts=["WHC"]),
+    "invalid_data: channel defect on a grey schema": lambda: S.invalid_data(
+        SCHEMA, fields=["images.channels"]),
+    "invalid_data: alpha defect on a 4-channel schema": lambda: S.invalid_data(
+        ImageSchema(3, 8, 16, channels=4, layout="HWC"), fields=["images.alpha"]),
     "images: kinds as a string": lambda: S.images(SCHEMA, kinds="black"),
     "images: no kinds": lambda: S.images(SCHEMA, kinds=[]),
     "images: zero max_pixels": lambda: S.images(SCHEMA, max_pixels=0),
@@ -383,3 +393,94 @@ def test_invalid_argument_messages_name_the_option() -> None:
         S.images(SCHEMA, min_batch=5, max_batch=2)
     with pytest.raises(InvalidArgument, match=r"schema\.num_classes"):
         S.labels(SCHEMA, size=3)
+
+
+# --- colour ---------------------------------------------------------------------------------
+
+RGB = ImageSchema(num_classes=10, min_side=8, max_side=64, channels=3, layout="HWC")
+RGB_CHW = ImageSchema(num_classes=10, min_side=8, max_side=64, channels=3, layout="CHW")
+IMAGENET = ImageSchema(num_classes=1000, min_side=224, max_side=224, channels=3, layout="CHW",
+                       size=(224, 224))
+
+
+@FAST
+@given(data=st.data())
+def test_colour_images_come_in_the_declared_layout_and_channels(data: st.DataObject) -> None:
+    schema = data.draw(S.image_schemas(max_side=40, layouts=("HWC", "CHW")), label="schema")
+    batch = data.draw(S.images(schema, max_batch=4), label="batch")
+    assert batch.dtype == np.uint8 and batch.ndim == 4 and batch.flags.c_contiguous
+    assert batch.shape[schema.channel_axis] == schema.channels
+    if schema.size is not None:
+        assert tuple(batch.shape[a] for a in schema.side_axes) == schema.size
+    schema.validate(batch)
+    picture = data.draw(S.image(schema), label="image")
+    assert picture.ndim == 3
+    schema.validate(picture[None])
+
+
+def _channels(batch: np.ndarray, schema: ImageSchema = RGB) -> np.ndarray:
+    return schema.to_channels_last(batch)
+
+
+COLOUR_CASES: dict[str, Callable[[np.ndarray], bool]] = {
+    "grey but not black (all channels equal)": lambda b: b.any() and all(
+        (c == c[..., :1]).all() for c in _channels(b)),
+    "one saturated channel": lambda b: any(
+        (c[..., 0] == 255).all() and not c[..., 1:].any() for c in _channels(b)),
+    "per-channel distinct constants": lambda b: any(
+        len({int(c[..., k].min()) for k in range(3)}) == 3 and all(
+            c[..., k].min() == c[..., k].max() for k in range(3)) for c in _channels(b)),
+    "every channel 0 or 255, mixed": lambda b: any(
+        set(np.unique(c).tolist()) == {0, 255} and all(
+            c[..., k].min() == c[..., k].max() for k in range(3)) for c in _channels(b)),
+    "a channel swap changes a non-constant image": lambda b: any(
+        c.std() > 0 and not np.array_equal(c, c[..., ::-1]) and not np.array_equal(
+            c[..., 0], c[..., 1]) for c in _channels(b)),
+}
+
+
+@pytest.mark.parametrize("name", COLOUR_CASES)
+def test_colour_edge_case_is_reachable(name: str) -> None:
+    reachable(S.images(RGB, min_batch=1, max_batch=3), COLOUR_CASES[name])
+
+
+def test_colour_images_in_chw_hold_the_same_cases() -> None:
+    reachable(S.images(RGB_CHW, min_batch=1, max_batch=2),
+              lambda b: b.shape[1] == 3 and (b[:, 0] == 255).all() and not b[:, 1:].any())
+
+
+def test_colour_images_shrink_to_one_all_black_image() -> None:
+    smallest = find(S.images(RGB, min_batch=1), lambda b: True, settings=SHRINK)
+    assert smallest.shape == (1, 8, 8, 3) and not smallest.any()
+
+
+def test_fixed_size_schema_gets_its_real_size_and_the_budget_counts_channels() -> None:
+    for batch in sample(S.images(IMAGENET, max_batch=8), 10):
+        assert batch.shape[1:] == (3, 224, 224)
+        assert batch.shape[0] <= 1  # 224 * 224 * 3 > the default pixel budget: one image
+    for batch in sample(S.images(RGB, max_batch=100, max_pixels=3000), 30):
+        n, h, w, c = batch.shape
+        assert n * h * w * c <= 3000 or n == 1
+
+
+@pytest.mark.parametrize("field", ["images.channels", "images.layout", "images.alpha"])
+def test_colour_defects_are_named_by_the_schema(field: str) -> None:
+    for schema in (RGB, RGB_CHW):
+        for example in sample(S.invalid_data(schema, fields=[field]), 20):
+            assert_rejected_with_exactly(schema, example)
+
+
+def test_default_invalid_data_leaves_out_defects_a_schema_cannot_have() -> None:
+    assert set(applicable_fields(SCHEMA)).isdisjoint(
+        {"images.channels", "images.layout", "images.alpha"})
+    assert "images.alpha" not in applicable_fields(ImageSchema(3, 8, 16, channels=4,
+                                                               layout="HWC"))
+    assert {"images.channels", "images.layout", "images.alpha"} <= set(applicable_fields(RGB))
+    # the only valid side equals the channel count: channels-first cannot be told apart
+    assert "images.layout" not in applicable_fields(ImageSchema(3, 3, 3, channels=3,
+                                                                layout="HWC"))
+
+
+def test_valid_data_varies_the_memory_layout_of_colour_batches() -> None:
+    for images, labels in sample(S.valid_data(RGB, max_batch=3, varied_layout=True), 30):
+        RGB.validate(images, labels)

@@ -1,7 +1,13 @@
-"""Read images a user hands to ``mlprop predict``: IDX (plain or .gz), .npy, PNG.
+"""Read images a user hands to ``mlprop predict``: IDX (plain or .gz), .npy, PNG, JPEG.
 
-Every loader returns an (N, H, W) array (the caller checks the dtype); a single 2-D image
-becomes a batch of one. Nothing is unpickled.
+Without a schema every loader returns an (N, H, W) array (the caller checks the dtype; a
+colour PNG is converted to grayscale) and a single 2-D image becomes a batch of one. With an
+:class:`~mlprop.schema.ImageSchema` (``load_images(path, schema)``) PNG and JPEG files keep
+their colour and come back in the schema's layout (``(1, H, W)``, ``(1, H, W, C)`` or
+``(1, C, H, W)``), a grayscale schema refuses a colour file and a colour schema a grayscale
+one (a :class:`~mlprop.errors.SchemaError` naming the file), and a ``.npy`` array gets a batch
+axis when it holds one image of the schema's layout. 16-bit PNGs are refused (their samples
+do not fit uint8; PIL would clip them). Nothing is unpickled.
 
 Invariant of every reader here: it returns an array or raises an
 :class:`~mlprop.errors.MlpropError` naming the file and the defective part (header, shape,
@@ -24,17 +30,61 @@ from typing import IO
 import numpy as np
 
 from mlprop.errors import SchemaError, Violation
+from mlprop.schema import ImageSchema
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+JPEG_MAX_EXPANSION = 64
+"""A JPEG may decode to at most this many times its file size (or 1 MiB): a header that
+claims more is refused before the pixels are decoded."""
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_BANDS = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+          "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4}
 
 
-def _as_batch(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.ndim == 2:
+def _as_batch(array: np.ndarray, path: Path, schema: ImageSchema | None = None) -> np.ndarray:
+    """One image (the schema's ndim less one) gets a batch axis; a batch stays as it is."""
+    ndim = 3 if schema is None else schema.ndim
+    if array.ndim == ndim - 1:
         array = array[np.newaxis]
-    if array.ndim != 3:
-        raise SchemaError([Violation(f"{path}: images.ndim", "2 (H, W) or 3 (N, H, W)",
+    if array.ndim != ndim:
+        shape = "(N, H, W)" if schema is None else schema.batch_shape
+        raise SchemaError([Violation(f"{path}: images.ndim",
+                                     f"{ndim - 1} (one image) or {ndim} {shape}",
                                      f"{array.ndim} {array.shape}")])
     return array
+
+
+def _decode(image, path: Path, schema: ImageSchema | None) -> np.ndarray:
+    """A PIL image as uint8: grayscale without a schema (the old behaviour), else with its
+    colour kept and checked against the schema's channel count, in the schema's layout."""
+    if image.mode in _WIDE_MODES:
+        raise SchemaError([Violation(f"{path}: images.dtype", "8-bit samples (uint8)",
+                                     f"{image.mode} samples (a 16-bit or float image)")])
+    if schema is None:
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA"):
+        alpha = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if alpha else "RGB")
+    elif image.mode in ("YCbCr", "LAB", "HSV", "CMYK", "RGBX", "RGBa"):
+        image = image.convert("RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if schema.layout == "HW" and channels != 1:
+        raise SchemaError([Violation(f"{path}: images.channels",
+                                     "1 (a grayscale image, for a grayscale model)",
+                                     f"{channels} ({image.mode} colour image)")])
+    if schema.layout != "HW" and channels == 1 and schema.channels != 1:
+        raise SchemaError([Violation(f"{path}: images.channels",
+                                     f"{schema.channels} (a colour image, for a colour model)",
+                                     f"1 ({image.mode} grayscale image)")])
+    if schema.layout == "HW":
+        return array
+    if array.ndim == 2:
+        array = array[:, :, np.newaxis]
+    return np.ascontiguousarray(np.moveaxis(array, 2, 0)) if schema.layout == "CHW" else array
 
 
 def _png_error(path: Path, field: str, actual: str) -> SchemaError:
@@ -107,21 +157,48 @@ def _check_png_data(path: Path, handle: IO[bytes]) -> None:
                                        f"{expected}")
 
 
-def load_png(path: Path) -> np.ndarray:
-    """A PNG as a uint8 (H, W) grayscale array; a corrupt or lying file is a SchemaError."""
+def load_png(path: Path, schema: ImageSchema | None = None) -> np.ndarray:
+    """A PNG as a uint8 (H, W) grayscale array (without a schema), or in ``schema``'s layout
+    with its colour; a corrupt or lying file is a SchemaError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with open(path, "rb") as handle:
             _check_png_data(path, handle)
         with Image.open(path) as image:
-            return np.asarray(image.convert("L"), dtype=np.uint8)
+            return _decode(image, path, schema)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
             struct.error, zlib.error, Image.DecompressionBombError) as exc:
         if isinstance(exc, SchemaError):
             raise
         # PIL: OSError (truncated), SyntaxError (bad chunk/CRC), ValueError (truncated IHDR)
         raise _png_error(path, "image", f"{type(exc).__name__}: {exc}") from None
+
+
+def load_jpeg(path: Path, schema: ImageSchema | None = None) -> np.ndarray:
+    """A JPEG decoded by Pillow, like :func:`load_png`; the size its header declares is
+    checked against the file's size (``JPEG_MAX_EXPANSION``) before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    def error(field: str, actual: str) -> SchemaError:
+        return SchemaError([Violation(str(path), "a readable JPEG image", f"{field}: {actual}")])
+
+    try:
+        with Image.open(path, formats=["JPEG"]) as image:
+            width, height = image.size
+            declared = width * height * _BANDS.get(image.mode, 4)
+            limit = max(1 << 20, JPEG_MAX_EXPANSION * path.stat().st_size)
+            if declared > limit:
+                raise error("header", f"declares {width}x{height} {image.mode} ({declared} "
+                                      f"bytes), more than {limit} for a file of "
+                                      f"{path.stat().st_size} bytes")
+            image.load()
+            return _decode(image, path, schema)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            struct.error, Image.DecompressionBombError, MemoryError) as exc:
+        if isinstance(exc, SchemaError):
+            raise
+        raise error("image", f"{type(exc).__name__}: {exc}") from None
 
 
 def _npy_error(path: Path, field: str, actual: str) -> SchemaError:
@@ -166,8 +243,11 @@ def load_npy(path: Path) -> np.ndarray:
             raise _npy_error(path, "data", f"{type(exc).__name__}: {exc}") from None
 
 
-def load_images(path: str | Path) -> np.ndarray:
-    """Load one file as a uint8-typed-or-not (N, H, W) batch; the caller validates it."""
+def load_images(path: str | Path, schema: ImageSchema | None = None) -> np.ndarray:
+    """Load one file as a batch, uint8-typed or not; the caller validates it.
+
+    Without ``schema``: (N, H, W), colour PNG/JPEG converted to grayscale. With it: the
+    schema's layout, colour kept (see the module docstring)."""
     from mlprop.digits.data import read_idx
 
     path = Path(path)
@@ -176,7 +256,9 @@ def load_images(path: str | Path) -> np.ndarray:
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head.startswith(PNG_MAGIC):
-        return _as_batch(load_png(path), path)
+        return _as_batch(load_png(path, schema), path, schema)
+    if head.startswith(JPEG_MAGIC):
+        return _as_batch(load_jpeg(path, schema), path, schema)
     if path.suffix == ".npy":
-        return _as_batch(load_npy(path), path)
-    return _as_batch(read_idx(path), path)
+        return _as_batch(load_npy(path), path, schema)
+    return _as_batch(read_idx(path), path, schema)

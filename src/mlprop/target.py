@@ -21,8 +21,10 @@ from mlprop.schema import ImageSchema
 
 __all__ = ["OPTIONAL_FIELDS", "Augmentation", "ImageSchema", "Target", "load_target"]
 
-OPTIONAL_FIELDS = ("augmentations", "build_model", "trained_model", "predict", "holdout")
-"""Target fields a pipeline may leave out; the properties that need one are skipped."""
+OPTIONAL_FIELDS = ("augmentations", "build_model", "trained_model", "predict", "holdout",
+                   "channel_normalization", "accepts_grey")
+"""Target fields a pipeline may leave out (or declarations it may not make); the properties
+that need one are skipped and listed as not checked."""
 
 
 def _check_callable(name: str, fn: Any, args: tuple, kwargs: dict, doc: str) -> None:
@@ -45,17 +47,23 @@ class Augmentation:
     """An image augmentation: ``fn(images, *, seed, magnitude) -> images``.
 
     ``label_preserving=True`` promises that a trained model's prediction survives the
-    augmentation at small magnitude.
+    augmentation at small magnitude. ``per_image=True`` (the default) promises that its
+    random parameters are drawn for each image, so identical images in one batch come out
+    differently; ``False`` declares one draw per batch (like a ``transforms.v2`` transform
+    given a whole batch tensor).
     """
 
     fn: Callable[..., Any]
     label_preserving: bool = True
+    per_image: bool = True
 
     def __post_init__(self) -> None:
         _check_callable("fn", self.fn, (None,), {"seed": 0, "magnitude": 0.0},
                         "fn(images, *, seed, magnitude)")
         if not isinstance(self.label_preserving, bool):
             raise TargetError("label_preserving", "a bool", repr(self.label_preserving))
+        if not isinstance(self.per_image, bool):
+            raise TargetError("per_image", "a bool", repr(self.per_image))
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -69,6 +77,11 @@ class Target:
     ``expected_failed_checks`` maps a property name to the reason the pipeline legitimately
     breaks it (like scikit-learn's ``expected_failed_checks``); ``thresholds`` overrides
     the statistical properties' defaults by name.
+
+    Colour declarations: ``channel_normalization=(mean, std)`` gives the per-channel
+    constants ``preprocess`` normalises with (one per raw channel, in the schema's channel
+    order, on the [0, 1] pixel scale: ``(x / 255 - mean) / std``); ``accepts_grey=True``
+    promises that ``predict`` also takes grayscale ``(N, H, W)`` batches, read as R = G = B.
 
     Only ``name``, ``schema``, ``input_shape``, ``input_range`` and ``preprocess`` are
     required: a pipeline without augmentations, a model, a serving path or a holdout set yet
@@ -89,6 +102,8 @@ class Target:
     min_accuracy: float = 0.9
     expected_failed_checks: Mapping[str, str] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    channel_normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    accepts_grey: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -112,6 +127,22 @@ class Target:
             raise TargetError("min_accuracy", "a number in [0, 1]", repr(accuracy))
         self._check_str_mapping("expected_failed_checks", str)
         self._check_str_mapping("thresholds", (int, float))
+        self._check_colour_declarations()
+
+    def _check_colour_declarations(self) -> None:
+        norm = self.channel_normalization
+        if norm is not None:
+            count = self.schema.channels
+            ok = (isinstance(norm, tuple) and len(norm) == 2 and all(
+                isinstance(part, tuple) and len(part) == count and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in part) for part in norm) and all(v > 0 for v in norm[1]))
+            if not ok:
+                raise TargetError("channel_normalization", f"None or (mean, std): two tuples "
+                                  f"of {count} finite floats (schema.channels), std > 0",
+                                  repr(norm))
+        if not isinstance(self.accepts_grey, bool):
+            raise TargetError("accepts_grey", "a bool", repr(self.accepts_grey))
 
     def _check_input_shape(self) -> None:
         shape = self.input_shape

@@ -126,9 +126,13 @@ def sweep(target: Target, properties: Mapping[str, Property],
           faults: Iterable[Fault] | None = None,
           progress: Callable[[FaultResult], None] | None = None,
           max_examples: int | None = None) -> list[FaultResult]:
-    """Every fault against every property: the rows of the kill matrix."""
+    """Every fault that applies to ``target`` against every property: the rows of the kill
+    matrix (a fault whose ``applies(target)`` is false, a BGR swap in a grayscale pipeline,
+    has no row)."""
     results = []
     for fault in (faults if faults is not None else CATALOGUE.values()):
+        if not fault.applies(target):
+            continue
         result = run_fault(fault, target, properties, max_examples=max_examples)
         results.append(result)
         if progress is not None:
