@@ -62,8 +62,11 @@ def test_label_preserving_augmentation_keeps_confident_predictions(target, augme
         return
     images, classes, _ = _confident(target, seed)
     augment = target.augmentations[augmentation_name].fn
-    with reproduction(target, augmentation=augmentation_name, seed=seed, magnitude=magnitude):
+    details = {"augmentation": augmentation_name, "seed": seed, "magnitude": magnitude,
+               "images": images}
+    with reproduction(target, **details):
         changed = as_numpy(augment(images, seed=seed, magnitude=magnitude))
+    with reproduction(target, **details, changed=changed):
         kept = float((as_numpy(target.predict(changed)).argmax(axis=1) == classes).mean())
         limit = _threshold(target, "invariance_agreement")
         if kept < limit:
@@ -96,7 +99,7 @@ def test_confidence_does_not_rise_as_the_digit_is_erased(target, seed):
     brightness), so faint, partial evidence yields over-confident predictions."""
     images, _, _ = _confident(target, seed)
     slack = _threshold(target, "erasure_slack")
-    with reproduction(target, seed=seed, fractions=ERASED_FRACTIONS):
+    with reproduction(target, seed=seed, fractions=ERASED_FRACTIONS, images=images):
         means = []
         for fraction in ERASED_FRACTIONS:
             probabilities = as_numpy(target.predict(_erase(images, fraction, seed)))
@@ -122,7 +125,8 @@ def test_duplicated_image_gets_identical_rows(target, seed, size, data):
     position = data.draw(st.integers(0, size), label="inserted at")
     batch.insert(position, batch[source])
     original = source if source < position else source + 1
-    with reproduction(target, seed=seed, size=size, duplicated=source, position=position):
+    with reproduction(target, seed=seed, size=size, duplicated=source, position=position,
+                      images=np.stack(batch)):
         probabilities = as_numpy(target.predict(np.stack(batch)))
         if probabilities.shape[0] != len(batch):
             fail("predict returns the wrong number of rows for a batch with a duplicate",
@@ -141,6 +145,6 @@ def test_predictions_are_invariant_to_batch_order(target, seed, size, data):
     images, _ = target.holdout()
     batch = images[np.random.default_rng(seed).permutation(len(images))[:size]]
     order = np.array(data.draw(st.permutations(range(len(batch))), label="permutation"))
-    with reproduction(target, seed=seed, size=size, permutation=order.tolist()):
+    with reproduction(target, seed=seed, size=size, permutation=order.tolist(), images=batch):
         assert_close(target.predict(batch[order]), as_numpy(target.predict(batch))[order],
                      "predict is not invariant to the order of the batch", atol=1e-6)

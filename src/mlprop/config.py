@@ -27,6 +27,7 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "examples_scale": ((int, float, dict),
                        "a number, or a table component -> number, scaling the examples"),
     "equivalents": (str, "path of the reviewed equivalent-mutant list"),
+    "mlflow": (bool, "true: check, audit, bench compare and monitor log an MLflow run"),
 }
 
 
