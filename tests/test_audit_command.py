@@ -60,7 +60,7 @@ def test_audit_passes_with_exit_0_and_writes_json_and_markdown(fake_audit, tmp_p
     assert "mlprop.digits.x" in capsys.readouterr().out
     options = calls[0]
     assert (options.fail_under, options.max_children, options.ml_mutants) == (85.0, 3, True)
-    assert options.equivalents == mutation.EQUIVALENTS_FILE
+    assert options.equivalents is None  # the project's own list (mutation.equivalents_path)
 
 
 def test_audit_under_the_threshold_exits_1(fake_audit, capsys):

@@ -123,10 +123,13 @@ def test_equivalents_file_needs_one_line_reasons(tmp_path):
             rep.load_equivalents(bad)
 
 
-def test_the_shipped_equivalents_list_parses():
-    from mlprop.audit.mutation import EQUIVALENTS_FILE
+def test_the_repositorys_equivalents_list_parses():
+    from mlprop.audit import mutation
 
-    loaded = rep.load_equivalents(EQUIVALENTS_FILE)
+    root = Path(__file__).resolve().parents[1]
+    path = mutation.equivalents_path(root, mutation.load_config(root))
+    assert path == root / mutation.DEFAULT_EQUIVALENTS and path.is_file()
+    loaded = rep.load_equivalents(path)
     for name in loaded.mutmut:
         assert name.startswith("mlprop.digits.") and "__mutmut_" in name, name
     for name in loaded.ml:

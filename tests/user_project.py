@@ -75,11 +75,12 @@ class SmallNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(3)
         self.hidden = nn.Linear(144, 32)
         self.relu2 = nn.ReLU()
+        self.drop = nn.Dropout(0.25)
         self.head = nn.Linear(32, SCHEMA.num_classes)
 
     def forward(self, x):
         features = self.pool(self.relu(self.conv(x))).flatten(1)
-        return self.head(self.relu2(self.hidden(features)))
+        return self.head(self.drop(self.relu2(self.hidden(features))))
 
 
 def build_model(seed):
@@ -138,21 +139,201 @@ def normalize(batch):
 '''
 
 
-def write_project(root: Path) -> Path:
-    """Write the project into ``root`` (created); returns ``root``."""
+SCORING = '''\
+"""digitpipe.scoring: class probabilities -> decisions."""
+
+import numpy as np
+
+
+def top_class(probabilities, threshold=0.5):
+    """The most probable class of each row, or -1 where that probability is under threshold."""
+    probabilities = np.asarray(probabilities)
+    best = probabilities.argmax(axis=1)
+    return np.where(probabilities.max(axis=1) >= threshold, best, -1)
+
+
+def margin(probabilities):
+    """The gap between the two most probable classes of each row."""
+    ordered = np.sort(np.asarray(probabilities), axis=1)
+    return ordered[:, -1] - ordered[:, -2]
+'''
+
+SCORING_TEST = '''\
+import numpy as np
+
+from digitpipe.scoring import margin, top_class
+
+P = np.array([[0.1, 0.7, 0.2], [0.4, 0.35, 0.25], [0.5, 0.3, 0.2]])
+
+
+def test_top_class_is_the_most_probable_class_at_or_over_the_threshold():
+    assert top_class(P).tolist() == [1, -1, 0]
+    assert top_class(P, threshold=0.3).tolist() == [1, 0, 0]
+
+
+def test_margin_is_the_gap_between_the_two_best_classes():
+    assert np.allclose(margin(P), [0.5, 0.05, 0.2])
+'''
+
+WEAK_SCORING_TEST = '''\
+import numpy as np
+
+from digitpipe.scoring import margin, top_class
+
+P = np.array([[0.1, 0.7, 0.2], [0.4, 0.35, 0.25], [0.5, 0.3, 0.2]])
+
+
+def test_top_class_gives_one_class_per_row():
+    assert top_class(P).shape == (3,)
+
+
+def test_margin_is_the_gap_between_the_two_best_classes():
+    assert np.allclose(margin(P), [0.5, 0.05, 0.2])
+'''
+
+TRAIN = '''\
+"""digitpipe.train: a synthetic three-class data set, the training loop, the served model."""
+
+import copy
+import functools
+
+import numpy as np
+import torch
+from torch import nn
+
+from digitpipe import pipeline
+
+
+def make_images(count, seed):
+    """Class 0: a bright horizontal bar, 1: a vertical bar, 2: a bright centre square."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, count)
+    images = rng.integers(0, 40, (count, 16, 16)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        where = rng.integers(1, 12)
+        if label == 0:
+            image[where:where + 3, :] = 220
+        elif label == 1:
+            image[:, where:where + 3] = 220
+        else:
+            image[5:11, 5:11] = 220
+    return images, labels.astype(np.int64)
+
+
+def train(seed=0, epochs=6, batch_size=32):
+    torch.manual_seed(seed)
+    images, labels = make_images(600, seed)
+    inputs = torch.from_numpy(pipeline.preprocess(images))
+    targets = torch.from_numpy(labels)
+    model = pipeline.build_model(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss(reduction="mean")
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs[batch]), targets[batch])
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    return model
+
+
+@functools.cache
+def _trained():
+    return train()
+
+
+def trained_model():
+    return copy.deepcopy(_trained())
+
+
+def holdout():
+    return make_images(150, seed=12345)
+
+
+def predict(images):
+    model = _trained()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(pipeline.preprocess(images)))
+    return torch.softmax(logits, dim=1).numpy()
+'''
+
+TRAINED_TARGET = '''\
+from mlprop import Augmentation, Target
+
+from digitpipe import pipeline, train
+
+target = Target(
+    name="digitpipe-trained",
+    schema=pipeline.SCHEMA,
+    input_shape=(1, pipeline.SIZE, pipeline.SIZE),
+    input_range=pipeline.INPUT_RANGE,
+    preprocess=pipeline.preprocess,
+    augmentations={"noise": Augmentation(fn=pipeline.add_noise, label_preserving=True)},
+    build_model=pipeline.build_model,
+    trained_model=train.trained_model,
+    predict=train.predict,
+    holdout=train.holdout,
+    min_accuracy=0.9,
+)
+'''
+
+TRAIN_TEST = '''\
+from digitpipe import train
+
+
+def test_make_images_gives_uint8_images_and_labels():
+    images, labels = train.make_images(10, seed=0)
+    assert images.shape == (10, 16, 16) and images.dtype.name == "uint8"
+    assert labels.shape == (10,) and set(labels.tolist()) <= {0, 1, 2}
+'''
+
+
+def write_project(root: Path, *, trained: bool = False) -> Path:
+    """Write the project into ``root`` (created); returns ``root``. ``trained``: also the
+    training code, a target with a trained model and a holdout set
+    (``digitpipe.trained_target:target``) and a weak test of the training code."""
     files = {
         "pyproject.toml": PYPROJECT,
         f"src/{PACKAGE}/__init__.py": "",
         f"src/{PACKAGE}/pipeline.py": PIPELINE,
         f"src/{PACKAGE}/mlprop_target.py": TARGET,
+        f"src/{PACKAGE}/scoring.py": SCORING,
         "tests/__init__.py": "",
         "tests/test_pipeline.py": USER_TEST,
+        "tests/test_scoring.py": SCORING_TEST,
     }
+    if trained:
+        files.update({f"src/{PACKAGE}/train.py": TRAIN,
+                      f"src/{PACKAGE}/trained_target.py": TRAINED_TARGET,
+                      "tests/test_train.py": TRAIN_TEST})
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+def plant_weak_test(root: Path) -> None:
+    """Replace the scoring test by one that never checks top_class's values."""
+    (root / "tests" / "test_scoring.py").write_text(WEAK_SCORING_TEST)
+
+
+def plant_slowdown(root: Path, fraction: float = 0.3) -> None:
+    """Make ``predict`` about ``fraction`` slower: it also preprocesses and classifies a
+    ``fraction`` of its batch a second time (the result is thrown away)."""
+    path = root / "src" / PACKAGE / "pipeline.py"
+    text = path.read_text()
+    serve = ("    with torch.no_grad():\n"
+             "        logits = _SERVED(torch.from_numpy(preprocess(images)))\n")
+    assert serve in text
+    extra = (f"        again = images[: max(1, round(len(images) * {fraction}))]  # planted\n"
+             "        _SERVED(torch.from_numpy(preprocess(again)))\n")
+    path.write_text(text.replace(serve, serve + extra))
 
 
 def plant_fault(root: Path) -> None:

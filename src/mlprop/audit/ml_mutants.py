@@ -37,6 +37,37 @@ OPERATORS: dict[str, str] = {
     "dtype": "change a floating / uint8 dtype (.astype, dtype=, .float())",
 }
 
+#: Operator -> the catalogue faults (:mod:`mlprop.audit.faults`) of the same kind: a
+#: surviving ML mutant of a run without mlprop's properties names their ``catches``.
+OPERATOR_FAULTS: dict[str, tuple[str, ...]] = {
+    "mode-call": ("eval_forgotten_in_predict", "batchnorm_train_mode_at_serve",
+                  "dropout_active_in_eval"),
+    # training that no longer converges shows as a model that is no better than untrained
+    "zero-grad": ("untrained_model_served", "input_ignored"),
+    "seed": ("init_ignores_seed", "augmentation_ignores_seed", "jitter_at_inference"),
+    "dim": ("softmax_over_batch", "cross_sample_leakage", "per_batch_normalization"),
+    "axes": ("transposed_at_serve", "squeeze_in_predict", "squeeze_single_image",
+             "channels_last_viewed_as_channels_first"),
+    "reduction": ("untrained_model_served", "per_batch_normalization"),
+    "flag": ("dropout_active_in_eval", "shuffled_at_inference", "untrained_model_served"),
+    "no-grad": (),  # outputs are unchanged: only memory and time differ
+    "dtype": ("float64_output", "augmentation_returns_float", "noise_wraps_uint8"),
+}
+
+
+def properties_for(operator: str) -> list[str]:
+    """The properties of mlprop's suite that catch faults of ``operator``'s kind (the
+    ``catches`` of :data:`OPERATOR_FAULTS`' catalogue entries), in catalogue order."""
+    from mlprop.audit.faults import CATALOGUE
+
+    found: list[str] = []
+    for name in OPERATOR_FAULTS.get(operator, ()):
+        fault = CATALOGUE.get(name)
+        if fault is not None:
+            found += [c for c in fault.catches if c not in found]
+    return found
+
+
 DIM_FUNCTIONS = frozenset({
     "softmax", "log_softmax", "argmax", "argmin", "mean", "sum", "max", "min", "std", "var",
     "prod", "cumsum", "logsumexp", "norm", "cat", "concat", "concatenate", "stack", "all",

@@ -254,7 +254,9 @@ def worker_main(spec_path: str) -> int:
             if spec.get("prepare"):  # train or load the target's model once, before forking
                 from mlprop.target import load_target
 
-                load_target(spec["prepare"]).trained_model()
+                trained = load_target(spec["prepare"]).trained_model
+                if trained is not None:  # a target without one yet: nothing to warm
+                    trained()
     except BaseException as exc:
         send("fatal", message=f"worker set-up failed: {type(exc).__name__}: {exc}")
         return 2

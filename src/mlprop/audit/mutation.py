@@ -13,6 +13,17 @@
    each against the tests mutmut found covering its function
    (:mod:`mlprop.audit.ml_runner`); the tests that killed them are re-run unmutated to
    rule out a flaky kill; verdicts are cached until any input changes.
+
+It runs in any project: mutmut is configured by the project's ``[tool.mutmut]``; the
+reviewed equivalent-mutant list is the project's own (``--equivalents``, else
+``[tool.mlprop] equivalents``, else :data:`DEFAULT_EQUIVALENTS` beside pyproject.toml);
+every test run loads the import guard (:mod:`mlprop.audit.guard`) for the packages the
+mutation paths name. With ``[tool.mlprop] suite = true`` (the setting that makes a plain
+``pytest`` run mlprop's properties) the mutant runs include mlprop's property suite against
+the project's target: it is linked into ``mutants/`` as :data:`SUITE_LINK` and added to
+mutmut's test selection, so mutmut maps each property to the functions it covers and runs it
+on their mutants. Without it, the report names, per surviving ML mutant, the properties that
+catch that kind of fault (:func:`mlprop.audit.ml_mutants.properties_for`).
 """
 
 from __future__ import annotations
@@ -32,13 +43,20 @@ import time
 import tomllib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlprop.atomic import atomic_write_text
 from mlprop.audit import report as rep
 
-EQUIVALENTS_FILE = Path(__file__).with_name("equivalent_mutants.toml")
+DEFAULT_EQUIVALENTS = "equivalent_mutants.toml"
+"""The project's reviewed equivalent-mutant list, beside its pyproject.toml (default)."""
+SUITE_LINK = "mlprop_properties"
+"""``mutants/<SUITE_LINK>``: a link to the installed property suite (``suite = true``)."""
+EXTRA_TESTS_ENV = "MLPROP_AUDIT_EXTRA_TESTS"
+"""JSON list the mutmut launcher appends to mutmut's test selection."""
+GUARD_FILE = "mlprop-import-guard.txt"
 STATE_FILE = "mlprop-audit-state.json"
 ML_RESULTS_FILE = "mlprop-ml-mutants.json"
 CACHE_DIR = "mlprop-cache"
@@ -58,7 +76,10 @@ class MutmutConfig:
     do_not_mutate: tuple[str, ...] = ()
     also_copy: tuple[str, ...] = ()
     pytest_add_cli_args: tuple[str, ...] = ()
-    target: str = "mlprop.digits:target"
+    target: str | None = None  # [tool.mlprop] target (None: not set)
+    test_selection: tuple[str, ...] = ()  # pytest_add_cli_args_test_selection
+    suite: bool = False  # [tool.mlprop] suite: mlprop's properties run on the mutants too
+    equivalents: str | None = None  # [tool.mlprop] equivalents
 
     def should_mutate(self, path: str) -> bool:
         """mutmut's rule (configuration.Config.should_mutate) for a relative ``.py`` path."""
@@ -76,6 +97,11 @@ class MutmutConfig:
             found += [p.relative_to(root).as_posix() for p in paths]
         return sorted(p for p in set(found) if self.should_mutate(p))
 
+    def packages(self, root: Path) -> list[str]:
+        """The top-level packages (or modules) the mutated files belong to."""
+        return sorted({rep.module_name(p).split(".")[0] for p in self.mutated_files(root)}
+                      - {""})
+
 
 def load_config(root: Path) -> MutmutConfig:
     pyproject = root / "pyproject.toml"
@@ -89,21 +115,103 @@ def load_config(root: Path) -> MutmutConfig:
     sources = section.get("source_paths") or section.get("paths_to_mutate")
     if not sources:
         raise AuditError(f"{pyproject}: [tool.mutmut] needs source_paths")
-    target = data.get("tool", {}).get("mlprop", {}).get("target", "mlprop.digits:target")
+    from mlprop.config import ConfigError, validate
+
+    mlprop_section = data.get("tool", {}).get("mlprop", {})
+    try:
+        mlprop_section = validate(mlprop_section, str(pyproject))
+    except ConfigError as exc:
+        raise AuditError(str(exc)) from None
+    selection = tuple(section.get("pytest_add_cli_args_test_selection", ())) + tuple(
+        section.get("tests_dir", ()))
     return MutmutConfig(
         source_paths=tuple(sources), only_mutate=tuple(section.get("only_mutate", ())),
         do_not_mutate=tuple(section.get("do_not_mutate", ())),
         also_copy=tuple(section.get("also_copy", ())),
-        pytest_add_cli_args=tuple(section.get("pytest_add_cli_args", ())), target=target)
+        pytest_add_cli_args=tuple(section.get("pytest_add_cli_args", ())),
+        target=mlprop_section.get("target"), test_selection=selection,
+        suite=bool(mlprop_section.get("suite", False)),
+        equivalents=mlprop_section.get("equivalents"))
 
 
-def audit_environment(root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def equivalents_path(root: Path, config: MutmutConfig, explicit: Path | None = None) -> Path:
+    """The project's reviewed equivalent-mutant list: ``explicit`` (``--equivalents``), else
+    ``[tool.mlprop] equivalents`` (relative to the project root; it must exist), else
+    :data:`DEFAULT_EQUIVALENTS` beside pyproject.toml (absent: an empty list)."""
+    if explicit is not None:
+        return Path(explicit)
+    if config.equivalents:
+        path = root / config.equivalents
+        if not path.is_file():
+            raise AuditError(f"[tool.mlprop] equivalents: no such file: {path}")
+        return path
+    return root / DEFAULT_EQUIVALENTS
+
+
+def suite_tests(root: Path, config: MutmutConfig) -> list[str]:
+    """What the audit adds to mutmut's test selection: mlprop's property suite (linked into
+    ``mutants/``) when ``suite`` is on, plus the project's test paths when its
+    ``[tool.mutmut]`` selects none (mutmut would otherwise run pytest's defaults, which the
+    added suite would replace)."""
+    if not config.suite:
+        return []
+    extra = [SUITE_LINK]
+    if not config.test_selection:
+        extra += [t for t in _pytest_testpaths(root) or ["tests", "test"]
+                  if (root / t).exists()]
+    return extra
+
+
+def _pytest_testpaths(root: Path) -> list[str]:
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    paths = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get("testpaths")
+    return [str(p) for p in paths] if isinstance(paths, list) else []
+
+
+def link_suite(root: Path) -> Path:
+    """Point ``mutants/<SUITE_LINK>`` at the installed property suite (replacing a link to
+    another installation); returns the suite's directory."""
+    from mlprop.suite import properties_dir
+
+    suite = properties_dir()
+    link = root / "mutants" / SUITE_LINK
+    if link.is_symlink() and Path(os.readlink(link)) == suite:
+        return suite
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        raise AuditError(f"{link} exists and is not mlprop's link to its property suite: "
+                         "remove it")
+    temporary = link.with_name(f".{SUITE_LINK}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(suite, target_is_directory=True)
+    os.replace(temporary, link)
+    return suite
+
+
+def audit_environment(root: Path, base: Mapping[str, str] | None = None, *,
+                      packages: Sequence[str] = (), extra_tests: Sequence[str] = (),
+                      ) -> dict[str, str]:
     """The environment of every test run of the audit.
 
     The model cache lives in ``mutants/`` (a mutant can never write into the user's cache,
     and a fresh audit starts from an empty one), and the ``mutmut`` Hypothesis profile is
-    forced even where CI sets another."""
+    forced even where CI sets another. With ``packages``, every pytest run loads the import
+    guard (:mod:`mlprop.audit.guard`) for them; ``extra_tests`` go to mutmut's launcher."""
+    from mlprop.audit import guard
+
     env = dict(os.environ if base is None else base)
+    if packages:
+        plugins = [p for p in env.get("PYTEST_PLUGINS", "").split(",") if p]
+        if "mlprop.audit.guard" not in plugins:
+            plugins.append("mlprop.audit.guard")
+        env["PYTEST_PLUGINS"] = ",".join(plugins)
+        env[guard.PACKAGES_ENV] = ",".join(packages)
+        env[guard.REPORT_ENV] = str(root / "mutants" / GUARD_FILE)
+    env[EXTRA_TESTS_ENV] = json.dumps(list(extra_tests))
     cache = root / "mutants" / CACHE_DIR
     env["MLPROP_CACHE_DIR"] = str(cache)
     env["XDG_CACHE_HOME"] = str(cache / "xdg")
@@ -125,8 +233,9 @@ def _walk_files(root: Path, entries: Iterable[str]) -> Iterable[Path]:
 
 
 def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()) -> str:
-    """A hash of everything a mutmut verdict depends on (sources, tests, config, versions),
-    leaving out the files in ``exclude`` (relative paths)."""
+    """A hash of everything a mutmut verdict depends on (sources, tests, config, versions,
+    and with ``suite`` the property suite's files), leaving out the files in ``exclude``
+    (relative paths)."""
     digest = hashlib.sha256()
     entries = [*config.source_paths, *config.also_copy, "tests", "test", "pyproject.toml",
                "setup.cfg"]
@@ -136,7 +245,14 @@ def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()
             continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    for package in ("mutmut", "torch", "numpy", "hypothesis", "pytest"):
+    if config.suite:
+        from mlprop.suite import properties_dir
+
+        suite = properties_dir()
+        for path in _walk_files(suite, ["."]):
+            digest.update(b"suite:" + path.relative_to(suite).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for package in ("mutmut", "torch", "numpy", "hypothesis", "pytest", "mlprop"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             digest.update(f"{package}={importlib.metadata.version(package)}".encode())
     digest.update(sys.version.encode())
@@ -162,10 +278,23 @@ def _snapshot(outcomes: Sequence[rep.MutantOutcome]) -> dict[str, tuple]:
     return {o.name: (o.exit_code, o.seconds) for o in outcomes}
 
 
+_LAUNCHER = f"""\
+import json, os, sys
+extra = json.loads(os.environ.get({EXTRA_TESTS_ENV!r}) or "[]")
+if extra:  # mlprop's property suite joins the project's test selection (suite = true)
+    from mutmut.configuration import config
+    selection = config().pytest_add_cli_args_test_selection
+    selection.extend(test for test in extra if test not in selection)
+from mutmut.__main__ import cli
+sys.exit(cli())
+"""
+
+
 def mutmut_command(max_children: int | None) -> list[str]:
-    """``mutmut run`` through this interpreter (no reliance on a console script on PATH)."""
-    command = [sys.executable, "-c",
-               "import sys; from mutmut.__main__ import cli; sys.exit(cli())", "run"]
+    """``mutmut run`` through this interpreter (no reliance on a console script on PATH);
+    the launcher adds the tests named in :data:`EXTRA_TESTS_ENV` to mutmut's test selection
+    (mutmut keeps its configuration in one object that its forked workers inherit)."""
+    command = [sys.executable, "-c", _LAUNCHER, "run"]
     if max_children is not None:
         command += ["--max-children", str(max_children)]
     return command
@@ -212,6 +341,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
             last_report[0] = now
             latest[0] = None
 
+    (root / "mutants" / GUARD_FILE).unlink(missing_ok=True)
     process = subprocess.Popen(mutmut_command(max_children), cwd=root, env=dict(env),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -232,6 +362,12 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
         process.wait()
         raise
     seconds = time.monotonic() - start
+    guard_file = root / "mutants" / GUARD_FILE
+    if guard_file.is_file():
+        problem = guard_file.read_text(encoding="utf-8").strip()
+        guard_file.unlink()
+        if problem:
+            raise AuditError(problem)
     if process.returncode != 0:
         raise AuditError(f"mutmut run failed (exit code {process.returncode}):\n"
                          + "\n".join(_failure_summary(list(tail))))
@@ -240,7 +376,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     tested = sum(1 for name, value in _snapshot(after).items()
                  if value[0] is not None and old.get(name) != value)
     if not any(o.status == "not checked" for o in after):
-        state_path.write_text(json.dumps({"fingerprint": current}), encoding="utf-8")
+        atomic_write_text(state_path, json.dumps({"fingerprint": current}))
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
                      output_tail="\n".join(tail), outcomes=after)
 
@@ -306,6 +442,9 @@ class MLOutcome:
     detail: str = ""
     reason: str | None = None
     diff: str = field(default="", repr=False)
+    would_catch: list[str] = field(default_factory=list)
+    """Survivors when the property suite was not in the run: mlprop's properties that catch
+    this kind of fault (the fault catalogue's ``catches``)."""
 
 
 def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
@@ -328,14 +467,15 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
     cached = cache.get("results", {}) if cache.get("fingerprint") == current else {}
     items, results, tests_of = [], {}, {}
     for mutant in mutants:
-        tests = sorted(tests_by_key.get(mutmut_key(mutant.module, mutant.function), []),
-                       key=lambda t: (durations.get(t, 0.0), t))
+        tests = sorted((_from_root(t) for t in tests_by_key.get(
+            mutmut_key(mutant.module, mutant.function), [])),
+            key=lambda t: (durations.get(_from_mutants(t), 0.0), t))
         tests_of[mutant.id] = tests
         hit = cached.get(mutant.id)
         if hit and hit.get("source_sha") == mutant.source_sha and hit.get("tests") == tests:
             results[mutant.id] = ml_runner.MLResult(**hit["result"])
             continue
-        estimate = sum(durations.get(t, 0.0) for t in tests)
+        estimate = sum(durations.get(_from_mutants(t), 0.0) for t in tests)
         items.append(ml_runner.WorkItem(
             id=mutant.id, module=mutant.module, function=mutant.function, path=mutant.path,
             source=mutant.source, tests=tests, timeout=max(120.0, 60.0 + 10.0 * estimate)))
@@ -359,10 +499,10 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
             _recheck_kills(root, config, results, {i.id for i in items}, env, progress)
         except RuntimeError as exc:
             raise AuditError(str(exc)) from None
-        cache_path.write_text(json.dumps({"fingerprint": current, "results": {
+        atomic_write_text(cache_path, json.dumps({"fingerprint": current, "results": {
             m.id: {"source_sha": m.source_sha, "tests": tests_of[m.id],
                    "result": asdict(results[m.id])}
-            for m in mutants if m.id in results}}, indent=1), encoding="utf-8")
+            for m in mutants if m.id in results}}, indent=1))
     outcomes, stale = [], []
     for mutant in mutants:
         result = results[mutant.id]
@@ -372,14 +512,29 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
             reason = None
         elif reason is not None:
             status = "equivalent"
+        would = (ml_mutants.properties_for(mutant.operator)
+                 if not config.suite and status in {"survived", "no tests"} else [])
         outcomes.append(MLOutcome(
             id=mutant.id, operator=mutant.operator, path=mutant.path, line=mutant.line,
             function=mutant.function, description=mutant.description, status=status,
             killed_by=result.killed_by, tests=result.tests, seconds=round(result.seconds, 2),
-            detail=result.detail, reason=reason, diff=mutant.diff))
+            detail=result.detail, reason=reason, diff=mutant.diff, would_catch=would))
     known = {m.id for m in mutants}
     stale += [name for name in equivalents if name not in known]
     return outcomes, sorted(stale), ran
+
+
+def _from_root(test: str) -> str:
+    """A test id mutmut recorded (relative to ``mutants/``) as the ML worker, which runs in
+    the project root, names it: the linked property suite lives only in ``mutants/``."""
+    if test.startswith(f"{SUITE_LINK}/"):
+        return f"mutants/{test}"
+    return test
+
+
+def _from_mutants(test: str) -> str:
+    return test.removeprefix("mutants/") if test.startswith(f"mutants/{SUITE_LINK}/") \
+        else test
 
 
 def _worker_spec(root: Path, config: MutmutConfig, items: Sequence[Any], max_children: int,
@@ -448,7 +603,8 @@ class AuditOptions:
     fail_under: float | None = None
     max_children: int | None = None
     ml_mutants: bool = False
-    equivalents: Path | None = EQUIVALENTS_FILE
+    equivalents: Path | None = None  # None: the project's own list (equivalents_path)
+    suite: bool | None = None  # None: [tool.mlprop] suite decides
     progress: Progress = field(default=lambda message: print(message, file=sys.stderr,
                                                              flush=True))
 
@@ -457,6 +613,15 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
     """Run the audit and return the report (see :func:`build_report`)."""
     root = options.root.resolve()
     config = load_config(root)
+    if options.suite is not None:
+        config = replace(config, suite=options.suite)
+    if not config.mutated_files(root):
+        raise AuditError(
+            f"[tool.mutmut] in {root / 'pyproject.toml'}: source_paths "
+            f"{list(config.source_paths)}"
+            + (f" with only_mutate {list(config.only_mutate)}" if config.only_mutate else "")
+            + (f" and do_not_mutate {list(config.do_not_mutate)}" if config.do_not_mutate
+               else "") + " match no .py file")
     required = {"mutmut": "mutmut"}
     if options.ml_mutants:
         required["libcst"] = "the ML-mutant pass"
@@ -465,11 +630,17 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
             raise AuditError(f"{module} is not installed ({why} needs it): "
                              "pip install 'mlprop[dev]'")
     try:
-        equivalents = rep.load_equivalents(options.equivalents)
+        equivalents = rep.load_equivalents(equivalents_path(root, config,
+                                                            options.equivalents))
     except rep.EquivalentsError as exc:
         raise AuditError(str(exc)) from None
     (root / "mutants").mkdir(exist_ok=True)
-    env = audit_environment(root)
+    if config.suite:
+        link_suite(root)
+        options.progress("mlprop audit: mlprop's property suite runs on the mutants too "
+                         "([tool.mlprop] suite = true)")
+    env = audit_environment(root, packages=config.packages(root),
+                            extra_tests=suite_tests(root, config))
     started = time.monotonic()
     children = options.max_children or os.cpu_count() or 2
     run = run_mutmut(root, config, max_children=options.max_children,
@@ -494,6 +665,7 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
         "ml_seconds": None if ml_seconds is None else round(ml_seconds, 1),
         "max_children": children,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "suite_in_mutant_runs": config.suite,
     }
     return build_report(root, outcomes, stale, ml, timing, options.fail_under,
                         equivalents)

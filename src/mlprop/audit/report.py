@@ -304,6 +304,8 @@ def format_text(report: Mapping[str, Any], *, diffs: bool = True) -> str:
                 detail = f" {m['detail']}" if m.get("detail") else ""
                 lines.append(f"  {m['id']}: {m['status']} ({m['description']}, "
                              f"{m['path']}:{m['line']}){detail}")
+                if m.get("would_catch"):
+                    lines.append("      " + would_catch_line(m["would_catch"]))
                 if diffs and m.get("diff"):
                     lines += ["      " + d for d in m["diff"].splitlines()[2:]]
         if ml.get("stale_equivalents"):
@@ -325,6 +327,13 @@ def format_text(report: Mapping[str, Any], *, diffs: bool = True) -> str:
     if verdict:
         lines.append(verdict)
     return "\n".join(lines)
+
+
+def would_catch_line(properties: Sequence[str], *, markdown: bool = False) -> str:
+    """What to do about an ML mutant that survived a run without mlprop's properties."""
+    names = ", ".join(f"`{p}`" if markdown else p for p in properties)
+    return (f"mlprop's suite would catch this kind of fault ({names}): set [tool.mlprop] "
+            "suite = true (or mlprop audit --suite) to run it on the mutants")
 
 
 def _counts(d: Mapping[str, Any]) -> dict[str, int]:
@@ -361,8 +370,10 @@ def format_markdown(report: Mapping[str, Any]) -> str:
             if m["status"] in {"killed", "timeout"}:
                 continue
             out += [f"### `{m['id']}` ({m['status']})", "", m["description"]
-                    + (f" — {m['reason']}" if m.get("reason") else ""), "", "```diff",
-                    m.get("diff") or "", "```", ""]
+                    + (f" — {m['reason']}" if m.get("reason") else ""), ""]
+            if m.get("would_catch"):
+                out += [would_catch_line(m["would_catch"], markdown=True), ""]
+            out += ["```diff", m.get("diff") or "", "```", ""]
     timing = report.get("timing")
     if timing:
         out += ["## Time", "", "```", json.dumps(timing, indent=2), "```", ""]

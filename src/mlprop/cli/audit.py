@@ -45,8 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="also run the libcst ML-fault mutants (eval/train mode, "
                             "zero_grad, seeds, dims, axes, flags, no_grad, dtypes)")
     audit.add_argument("--equivalents", type=Path, default=None, metavar="FILE",
-                       help="reviewed equivalent-mutant list (default: the one shipped in "
-                            "mlprop/audit/equivalent_mutants.toml)")
+                       help="reviewed equivalent-mutant list (default: [tool.mlprop] "
+                            "equivalents, else equivalent_mutants.toml beside "
+                            "pyproject.toml)")
+    audit.add_argument("--suite", action=argparse.BooleanOptionalAction, default=None,
+                       help="run mlprop's property suite against the project's target on "
+                            "the mutants too (default: [tool.mlprop] suite)")
     audit.add_argument("--report", type=Path, default=None, metavar="DIR",
                        help="write report.html (score per file, undetected mutants with "
                             "their diff and covering tests, ML mutants, score over time), "
@@ -79,8 +83,8 @@ def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
     report_dir, history, mlflow = _prepare_outputs(args)
     options = mutation.AuditOptions(
         root=args.root, fail_under=args.fail_under, max_children=args.max_children,
-        ml_mutants=args.ml_mutants,
-        equivalents=args.equivalents or mutation.EQUIVALENTS_FILE)
+        ml_mutants=args.ml_mutants, equivalents=args.equivalents,
+        suite=getattr(args, "suite", None))
     try:
         result = audit(options)
     except mutation.AuditError as exc:
