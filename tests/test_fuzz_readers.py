@@ -24,6 +24,7 @@ from mlprop.digits.data import read_idx, write_idx
 from mlprop.errors import MlpropError
 from mlprop.image_files import load_images
 from mlprop.monitor.inputs import load_vector_file
+from mlprop.schema import ImageSchema
 from tests.fuzzing import WORKDIR, check_reader, fuzz_settings, mutations
 
 
@@ -59,6 +60,20 @@ PNG_SEEDS = [png_bytes(ramp(8, 8)), png_bytes(np.stack([ramp(6, 5)] * 3, axis=-1
              png_bytes(ramp(9, 7) > 100), png_bytes(ramp(5, 5).astype(np.uint16) * 200),
              png_bytes(np.zeros((7, 7, 4), np.uint8))]
 TEXT_SEEDS = [b"1\n2\n3\n0\n", b"0.5\n1e3\nnan\n-2\n", b"a\nb\n2\n\nc\n"]
+
+
+def jpeg_bytes(array: np.ndarray, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+COLOUR_PNG_SEEDS = [png_bytes(np.stack([ramp(6, 5), ramp(6, 5)[::-1], 255 - ramp(6, 5)], -1)),
+                    png_bytes(ramp(7, 6, 4)), png_bytes(ramp(5, 9, 3), optimize=True)]
+JPEG_SEEDS = [jpeg_bytes(ramp(8, 8, 3)), jpeg_bytes(ramp(9, 7)),
+              jpeg_bytes(ramp(16, 12, 3), progressive=True, quality=50)]
+RGB_SCHEMA = ImageSchema(num_classes=3, min_side=1, max_side=64, channels=3, layout="HWC")
+CHW_SCHEMA = ImageSchema(num_classes=3, min_side=1, max_side=64, channels=3, layout="CHW")
 
 
 def write(name: str, data: bytes) -> Path:
@@ -179,6 +194,29 @@ def test_png_lying_about_its_size_is_refused_before_decoding(monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", never)
     with pytest.raises(MlpropError, match="IDAT: image data inflates to"):
         load_images(path)
+
+
+@fuzz_settings(2)
+@given(data=st.sampled_from(COLOUR_PNG_SEEDS + PNG_SEEDS).flatmap(
+    lambda seed: mutations(seed, header=40)), schema=st.sampled_from([RGB_SCHEMA, CHW_SCHEMA]))
+def test_fuzz_colour_png(data: bytes, schema: ImageSchema):
+    """RGB/RGBA PNGs read for a colour schema: a 4-D batch in its layout, or an error."""
+    result = check_reader("png", lambda p: load_images(p, schema), write("colour.png", data),
+                          factor=64)
+    if result is not None:
+        assert result.ndim == 4 and result.shape[schema.channel_axis] in (1, 2, 3, 4)
+
+
+@fuzz_settings(2)
+@given(data=st.sampled_from(JPEG_SEEDS).flatmap(lambda seed: mutations(seed, header=64)),
+       schema=st.sampled_from([None, RGB_SCHEMA, CHW_SCHEMA]))
+def test_fuzz_jpeg(data: bytes, schema: ImageSchema | None):
+    """Mutated JPEGs (the size in the header included): an image or an error naming the
+    file, memory bounded by the decoded size the file can honestly hold."""
+    result = check_reader("jpeg", lambda p: load_images(p, schema), write("fuzz.jpg", data),
+                          factor=64)
+    if result is not None:
+        assert result.ndim == (3 if schema is None else 4)
 
 
 # --------------------------------------------------------------------------- vectors
