@@ -159,6 +159,7 @@ def test_cli_exits_1_on_a_regression(two_speeds, speed_runner, tmp_path):
     repo, base, head = two_speeds
     report = tmp_path / "compare.json"
     code, out, err = run_cli(["bench", "compare", base, head, "--repo", str(repo),
+                              "--benchmarks", "benchmarks",
                               "--rounds", "3", "--json", str(report)])
     assert code == 1
     assert "REGRESSION" in out and "slow" in err
@@ -170,13 +171,15 @@ def test_cli_exits_1_on_a_regression(two_speeds, speed_runner, tmp_path):
 def test_cli_exits_0_without_a_regression(two_speeds, speed_runner):
     repo, base, head = two_speeds
     code, out, _ = run_cli(["bench", "compare", base, head, "--repo", str(repo),
+                            "--benchmarks", "benchmarks",
                             "--rounds", "3", "--fail-over", "25"])
     assert code == 0 and "REGRESSION" not in out
 
 
 def test_cli_usage_error_is_one_line_and_exit_2(two_speeds, speed_runner):
     repo, base, _ = two_speeds
-    code, _, err = run_cli(["bench", "compare", base, "nope", "--repo", str(repo)])
+    code, _, err = run_cli(["bench", "compare", base, "nope", "--repo", str(repo),
+                            "--benchmarks", "benchmarks"])
     assert code == 2
     assert err.strip().count("\n") == 0 and "unknown revision 'nope'" in err
 

@@ -279,6 +279,10 @@ target = Target(
     predict=train.predict,
     holdout=train.holdout,
     min_accuracy=0.9,
+    expected_failed_checks={
+        "test_mean_attribution_maps_agree_across_disjoint_subsets":
+            "the bars sit anywhere: two small subsets have different mean maps",
+    },
 )
 '''
 

@@ -1,6 +1,15 @@
 """One revision's benchmarks against another's: lockstep jobs of a BASE and a HEAD pytest
 process (:class:`~mlprop.bench.timing.Turns`), and :func:`compare_revisions`, which runs a
-throwaway warm job and then ``rounds`` jobs and compares their medians."""
+throwaway warm job and then ``rounds`` jobs and compares their medians.
+
+Two kinds of run. By default (any project) the benchmark code is the target suite shipped
+with mlprop (:mod:`mlprop.bench.suite`), run with ``--pyargs`` from each side's worktree:
+that side's pytest configuration applies, its ``src/`` and root lead ``PYTHONPATH``, and
+``--mlprop-target`` names the one target spec both sides import (its modules must come from
+that side's worktree). With ``benchmarks=PATH`` it is the project's own pytest-benchmark
+suite at ``PATH`` in HEAD's worktree, run from there against each side's ``src/`` (how this
+repository compares itself: ``benchmarks/``, whose conftest swaps in HEAD's harness).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlprop.bench.revisions import CompareError, repository_root, resolve_revision, worktrees
+from mlprop.bench.revisions import (
+    CompareError,
+    git,
+    repository_root,
+    resolve_revision,
+    worktrees,
+)
 from mlprop.bench.stats import (
     STATISTICS,
     BenchmarkComparison,
@@ -31,36 +46,71 @@ DEFAULT_SELECTION = "compare"
 SIDES = ("base", "head")
 
 
+SUITE = "mlprop.bench.suite"
+"""The shipped target benchmarks (``--pyargs``)."""
+
+
 @dataclass(frozen=True)
 class BenchmarkRun:
-    """How to run HEAD's benchmarks against one revision's ``src/``."""
+    """How to run the benchmarks against one revision."""
 
-    bench_tree: Path  # the checkout whose benchmarks/ and pytest config are used (HEAD)
-    src_tree: Path  # the checkout whose src/ is measured
+    bench_tree: Path  # the checkout whose `benchmarks` folder and pytest config are used
+    src_tree: Path  # the checkout measured
     marker: str = DEFAULT_SELECTION
     keyword: str | None = None
     options: tuple[str, ...] = ()
     threads: int | None = 1  # OMP/MKL threads of the run (None: the library default)
     statistic: str = "trimmed"  # what one run reports per benchmark (see read_times)
     rounds: int = 60  # timing rounds per benchmark and side in one lockstep job
+    benchmarks: str | None = "benchmarks"  # in bench_tree; None: the shipped target suite
+    target: str | None = None  # --mlprop-target of a shipped-suite run
+
+    @property
+    def cwd(self) -> Path:
+        """Where pytest runs: the measured worktree for the shipped suite (its pytest
+        configuration applies), HEAD's for a project suite."""
+        return self.src_tree if self.benchmarks is None else self.bench_tree
+
+    @property
+    def measured(self) -> Path:
+        """Every recorded source must lie under this directory."""
+        if self.benchmarks is None:
+            return self.src_tree
+        return self.src_tree / "src"
 
     def command(self, json_path: Path) -> list[str]:
-        src = self.src_tree / "src"
-        command = [sys.executable, "-m", "pytest", str(self.bench_tree / "benchmarks"), "-q",
-                   "-p", "no:cacheprovider", "--benchmark-only",
-                   f"--benchmark-json={json_path}", "--benchmark-save-data",
-                   "-o", f"pythonpath={shlex.join([str(src), str(self.bench_tree)])}",
-                   "-m", self.marker, *self.options]
+        common = ["-q", "-p", "no:cacheprovider", "--benchmark-only",
+                  f"--benchmark-json={json_path}", "--benchmark-save-data",
+                  "-m", self.marker]
+        if self.benchmarks is None:
+            command = [sys.executable, "-m", "pytest", "--pyargs", SUITE, *common,
+                       *(["--mlprop-target", self.target] if self.target else []),
+                       *self.options]
+        else:
+            src = self.src_tree / "src"
+            command = [sys.executable, "-m", "pytest", str(self.bench_tree / self.benchmarks),
+                       *common[:-2],
+                       "-o", f"pythonpath={shlex.join([str(src), str(self.bench_tree)])}",
+                       *common[-2:], *self.options]
         if self.keyword:
             command += ["-k", self.keyword]
         return command
 
+    def python_path(self) -> list[str]:
+        if self.benchmarks is None:
+            return [str(p) for p in (self.src_tree / "src", self.src_tree)
+                    if p == self.src_tree or p.is_dir()]
+        return [str(self.src_tree / "src"), str(self.bench_tree)]
+
     def environment(self, turns: tuple[Path, Path] | None = None,
                     cpu: int | None = None) -> dict[str, str]:
-        src = self.src_tree / "src"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(src), str(self.bench_tree)])
-        env["MLPROP_BENCH_EXPECT_SRC"] = str(src)
+        env["PYTHONPATH"] = os.pathsep.join(self.python_path())
+        if self.benchmarks is None:
+            env.pop("MLPROP_BENCH_EXPECT_SRC", None)
+            env.pop("MLPROP_TARGET", None)  # --mlprop-target names it
+        else:
+            env["MLPROP_BENCH_EXPECT_SRC"] = str(self.src_tree / "src")
         if self.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
         for name in TURN_ENV:
@@ -76,7 +126,7 @@ class BenchmarkRun:
         if not times:
             raise CompareError(f"no benchmark matched -m {self.marker!r}"
                                + (f" -k {self.keyword!r}" if self.keyword else ""))
-        expected = (self.src_tree / "src").resolve()
+        expected = self.measured.resolve()
         for module, source in read_sources(json_path).items():
             if not Path(source).resolve().is_relative_to(expected):
                 raise CompareError(f"the run meant to measure {expected} imported {module} "
@@ -102,7 +152,7 @@ def run_lockstep(runs: Mapping[str, BenchmarkRun], scratch: Path, first: str, *,
         for side in SIDES:
             logs[side] = open(scratch / f"{side}.log", "w+b")  # noqa: SIM115
             procs[side] = subprocess.Popen(
-                runs[side].command(scratch / f"{side}.json"), cwd=runs[side].bench_tree,
+                runs[side].command(scratch / f"{side}.json"), cwd=runs[side].cwd,
                 env=runs[side].environment((fifos[side], fifos[other[side]]), cpu),
                 stdout=logs[side], stderr=subprocess.STDOUT)
         deadline, released = time.monotonic() + timeout, set()
@@ -174,14 +224,73 @@ def timing_cpus(pin: bool) -> list[int | None]:
     return sorted(os.sched_getaffinity(0))
 
 
+def target_spec(repo: Path, target: str | None) -> str:
+    """The spec both sides import: ``target``, else ``$MLPROP_TARGET``, else the
+    ``[tool.mlprop] target`` of ``repo``'s pyproject.toml (the checkout you run from)."""
+    from mlprop.config import ConfigError, read_config
+
+    if target:
+        spec = target
+    elif os.environ.get("MLPROP_TARGET"):
+        spec = os.environ["MLPROP_TARGET"]
+    else:
+        try:
+            spec = read_config(repo).get("target")
+        except ConfigError as exc:
+            raise CompareError(str(exc)) from None
+        if not spec:
+            raise CompareError(f"no target to benchmark: pass --target MODULE:ATTR or set "
+                               f"[tool.mlprop] target in {repo / 'pyproject.toml'}")
+    if spec.count(":") != 1 or not all(spec.split(":")):
+        raise CompareError(f"target: expected 'module:attribute', got {spec!r}")
+    return spec
+
+
+_IMPORT_CHECK = """\
+import sys
+from mlprop.errors import MlpropError
+from mlprop.target import load_target
+try:
+    load_target(sys.argv[1])
+except MlpropError as exc:
+    print(str(exc).splitlines()[0])
+    sys.exit(3)
+"""
+
+
+def check_target_imports(run: BenchmarkRun, label: str, revision: str) -> None:
+    """Refuse (one line) a side where the target spec does not load."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_CHECK, run.target or ""],
+                          cwd=run.cwd, env=run.environment(), capture_output=True,
+                          text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        lines = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()
+        raise CompareError(f"target {run.target} does not load at {label} ({revision}): "
+                           f"{lines[-1]}")
+
+
+def dirty_files(repo: Path) -> list[str]:
+    """Tracked files with uncommitted changes in ``repo``'s work tree."""
+    return [line[3:] for line in git(repo, "status", "--porcelain",
+                                     "--untracked-files=no").splitlines() if line.strip()]
+
+
 def compare_revisions(repo: Path, base: str, head: str, *, rounds: int = 7,
                       threshold: float = 0.10, marker: str = DEFAULT_SELECTION,
                       keyword: str | None = None, threads: int | None = 1,
                       statistic: str = "trimmed", timing_rounds: int = 60, pin: bool = True,
                       progress: Callable[[str], None] = lambda line: None,
-                      runner: Runner | None = None) -> ComparisonReport:
-    """Run HEAD's benchmark set against BASE's and HEAD's ``src/``: one throwaway warm job,
-    then ``rounds`` lockstep jobs (``runner``, default :func:`run_lockstep`)."""
+                      runner: Runner | None = None, benchmarks: str | None = "benchmarks",
+                      target: str | None = None,
+                      allow_dirty: bool = True) -> ComparisonReport:
+    """Run the benchmark set against BASE and HEAD: one throwaway warm job, then ``rounds``
+    lockstep jobs (``runner``, default :func:`run_lockstep`).
+
+    ``benchmarks=None`` runs the shipped target suite on each side's worktree with the
+    target spec of :func:`target_spec` (checked to load on both sides first); a path runs
+    that pytest-benchmark folder of HEAD against each side's ``src/``. Without
+    ``allow_dirty``, a revision that is the checked-out commit while tracked files have
+    uncommitted changes is refused (the comparison measures commits, not the work tree)."""
     runner = runner or run_lockstep
     if rounds < 1:
         raise CompareError(f"rounds: expected at least 1, got {rounds}")
@@ -189,16 +298,32 @@ def compare_revisions(repo: Path, base: str, head: str, *, rounds: int = 7,
         raise CompareError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
     if not math.isfinite(threshold) or threshold <= 0:
         raise CompareError(f"threshold: expected a positive fraction, got {threshold}")
+    directory = Path(repo)
     repo = repository_root(repo)
     commits = {"base": resolve_revision(repo, base), "head": resolve_revision(repo, head)}
+    spec = target_spec(directory if (directory / "pyproject.toml").is_file() else repo,
+                       target) if benchmarks is None else None
+    if not allow_dirty:
+        current = resolve_revision(repo, "HEAD")
+        changed = dirty_files(repo) if current in commits.values() else []
+        if changed:
+            raise CompareError(
+                f"uncommitted changes in {repo} ({', '.join(changed[:3])}"
+                + (", ..." if len(changed) > 3 else "") + "): the comparison measures "
+                "commits; commit or stash them, or pass --allow-dirty")
     report = ComparisonReport(base=commits["base"], head=commits["head"], rounds=rounds,
                               threshold=threshold, statistic=statistic)
     with worktrees(repo, commits) as trees:
-        if not (trees["head"] / "benchmarks").is_dir():
-            raise CompareError(f"HEAD ({head}) has no benchmarks/ directory")
+        if benchmarks is not None and not (trees["head"] / benchmarks).exists():
+            raise CompareError(f"HEAD ({head}) has no {benchmarks}"
+                               + ("/ directory" if benchmarks == "benchmarks" else ""))
         runs = {side: BenchmarkRun(trees["head"], trees[side], marker, keyword,
-                                   threads=threads, statistic=statistic, rounds=timing_rounds)
+                                   threads=threads, statistic=statistic, rounds=timing_rounds,
+                                   benchmarks=benchmarks, target=spec)
                 for side in SIDES}
+        if benchmarks is None:
+            for side, name in (("base", base), ("head", head)):
+                check_target_imports(runs[side], side.upper(), name)
         scratch = trees["head"].parent / "jobs"
         cpus = timing_cpus(pin)
         progress("warm-up job (thrown away): imports, caches, model training")

@@ -1,7 +1,9 @@
-"""``mlprop bench compare BASE HEAD``: one revision's inference speed against another's.
+"""``mlprop bench compare BASE HEAD``: one revision's inference speed against another's;
+``mlprop bench run``: the shipped target benchmarks in the current project.
 
-HEAD's benchmark code (the ``compare``-marked set in ``benchmarks/``) runs against BASE's and
-HEAD's ``src/``, from two ``git worktree`` s: after a throwaway warm job, ``--rounds`` jobs
+The ``compare``-marked set of mlprop's target benchmarks (or, with ``--benchmarks PATH``,
+the project's own suite) runs against BASE and HEAD, from two ``git worktree`` s: after a
+throwaway warm job, ``--rounds`` jobs
 in which a BASE and a HEAD process take turns round by round (details and the decision
 rule: :mod:`mlprop.bench`). Exit codes: 0 no
 regression, 1 a regression beyond the threshold and the noise, 2 a usage error.
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks: compare two revisions")
     actions = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
     compare = actions.add_parser(
-        "compare", help="HEAD's benchmarks against BASE's and HEAD's src/, interleaved; "
+        "compare", help="the target's benchmarks at BASE and at HEAD, interleaved; "
         "exit 1 on a regression beyond the threshold and the noise")
     compare.add_argument("base", metavar="BASE", help="the reference revision (commit, "
                          "branch, tag)")
@@ -69,6 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="do not pin both sides of a job to one CPU while timing")
     compare.add_argument("--repo", type=Path, default=Path.cwd(),
                          help="the git repository (default: the current directory)")
+    compare.add_argument("--target", default=None, metavar="MODULE:ATTR",
+                         help="the target both revisions import (default: $MLPROP_TARGET, "
+                         "then [tool.mlprop] target)")
+    compare.add_argument("--benchmarks", default=None, metavar="PATH",
+                         help="run your own pytest-benchmark suite at PATH (in HEAD's "
+                         "checkout, against each revision's src/) instead of mlprop's "
+                         "target benchmarks")
+    compare.add_argument("--allow-dirty", action="store_true",
+                         help="compare even when a revision is the checked-out commit and "
+                         "tracked files have uncommitted changes (they are not measured)")
     compare.add_argument("--json", type=Path, help="also write the comparison as JSON")
     compare.add_argument("--report", type=Path, default=None, metavar="DIR",
                          help="write report.html (per benchmark BASE's and HEAD's times as a "
@@ -79,6 +91,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--mlflow", action="store_true", default=None,
                          help="log the comparison to MLflow (needs the mlprop[mlflow] extra)")
     compare.set_defaults(handler=run)
+    suite = actions.add_parser(
+        "run", help="mlprop's target benchmarks (predict, preprocess, forward pass, "
+        "augmentations at batch 1/64/1024) in this project, as pytest-benchmark JSON")
+    suite.add_argument("--target", default=None, metavar="MODULE:ATTR",
+                       help="the target (default: $MLPROP_TARGET, [tool.mlprop] target)")
+    suite.add_argument("--device", default="cpu", metavar="cpu|cuda",
+                       help="where the model and its inputs live (default cpu; cuda adds "
+                       "batch 16384)")
+    suite.add_argument("--json", type=Path, default=None, metavar="FILE",
+                       help="write pytest-benchmark's JSON to FILE")
+    suite.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS",
+                       help="more pytest/pytest-benchmark options (--benchmark-autosave, "
+                       "--benchmark-compare, -k, ...)")
+    suite.set_defaults(handler=run_suite)
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """``mlprop bench run``: pytest's exit code (0, 1), 2 on a usage error."""
+    from mlprop.bench import CompareError, suite_run
+
+    extra = list(args.pytest_args or [])
+    extra = extra[1:] if extra[:1] == ["--"] else extra
+    try:
+        code = suite_run.run_suite(target=args.target, device=args.device,
+                                   json_path=args.json, extra=extra)
+    except CompareError as exc:
+        raise UsageError(str(exc)) from None
+    return code if code in (EXIT_OK, EXIT_CHECK_FAILED) else 2
 
 
 def _interrupt(signum, frame) -> None:
@@ -101,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
             args.repo, args.base, args.head, rounds=args.rounds, threshold=threshold,
             marker=args.marker, keyword=args.keyword, threads=args.threads or None,
             statistic=args.statistic, timing_rounds=args.timing_rounds,
-            pin=args.pin,
+            pin=args.pin, benchmarks=args.benchmarks, target=args.target,
+            allow_dirty=args.allow_dirty,
             progress=lambda line: print(f"mlprop bench: {line}", file=sys.stderr,
                                         flush=True))
     except bench.CompareError as exc:
