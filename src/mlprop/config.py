@@ -67,6 +67,23 @@ def validate(section: Any, where: str) -> dict[str, Any]:
         if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise ConfigError(f"{where}: [tool.mlprop] {key}: expected {_type_name(kind)} "
                               f"({meaning}), got {type(value).__name__} {value!r}")
+    scale = section.get("examples_scale", {})
+    for name, number in scale.items() if isinstance(scale, dict) else [("", scale)]:
+        if name and name not in COMPONENTS:
+            raise ConfigError(f"{where}: [tool.mlprop] examples_scale: expected component "
+                              f"names from {', '.join(COMPONENTS)}, got {name!r}")
+        if isinstance(number, bool) or not isinstance(number, int | float) \
+                or not 0 < number <= 100:  # NaN fails the comparison too
+            raise ConfigError(f"{where}: [tool.mlprop] examples_scale{'.' + name if name else ''}"
+                              f": expected a number in (0, 100], got {number!r}")
+    profile = section.get("profile")
+    if profile is not None:
+        from mlprop.profiles import ProfileError, profile_name
+
+        try:
+            profile_name(profile)
+        except ProfileError as exc:
+            raise ConfigError(f"{where}: [tool.mlprop] profile: {exc}") from None
     components = section.get("components")
     if components is not None:
         unknown = [c for c in components if c not in COMPONENTS]

@@ -12,7 +12,9 @@ bad input (no pyproject.toml, malformed TOML, a package that does not exist) rai
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,8 @@ def find_package(root: Path, document: Any, package: str | None) -> tuple[str, P
             raise InitError(f"--package: no package {package!r} in {root} or {root / 'src'} "
                             f"(a directory with __init__.py; found: {known})")
         return package, candidates[package]
-    name = document.get("project", {}).get("name") if hasattr(document, "get") else None
+    project = document.get("project") if hasattr(document, "get") else None
+    name = project.get("name") if isinstance(project, dict) else None
     if isinstance(name, str):
         normalized = re.sub(r"[-.]+", "_", name).lower()
         if normalized in candidates:
@@ -147,23 +150,21 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
         raise InitError(f"no pyproject.toml in {root}: run mlprop init in your project's root "
                         "directory")
     try:
-        text = pyproject.read_text(encoding="utf-8")
+        with open(pyproject, encoding="utf-8", newline="") as handle:  # keep CRLF as it is
+            text = handle.read()
         document = tomlkit.parse(text)
+        data = tomllib.loads(text)  # as pip and mutmut read it (tomlkit accepts [a] twice)
     except (OSError, UnicodeDecodeError) as exc:
         raise InitError(f"{pyproject}: cannot read: {exc}") from None
-    except TOMLKitError as exc:
+    except (TOMLKitError, tomllib.TOMLDecodeError) as exc:
         raise InitError(f"{pyproject}: not valid TOML: {exc}") from None
-    name, path = find_package(root, document, package)
+    name, path = find_package(root, data, package)
     package_path = path.relative_to(root).as_posix()
     spec = target or f"{name}.mlprop_target:target"
     if target is not None and (target.count(":") != 1 or not all(target.split(":"))):
         raise InitError(f"--target: expected 'module:attribute', got {target!r}")
     plan = InitPlan(root, name, package_path, spec)
 
-    tool = document.get("tool")
-    if tool is None:
-        tool = tomlkit.table(is_super_table=True)
-        document["tool"] = tool
     mlprop_table = tomlkit.table()
     mlprop_table.add(tomlkit.comment("written by `mlprop init`; keys: README, "
                                      "\"[tool.mlprop]\""))
@@ -178,14 +179,25 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
     if tests:
         mutmut_table["pytest_add_cli_args_test_selection"] = tests
     mutmut_table["pytest_add_cli_args"] = ["-p", "no:cacheprovider"]
+    existing = data.get("tool", {})
+    if not isinstance(existing, dict):  # tool = 3, [[tool]]
+        raise InitError(f"{pyproject}: tool: expected a table, got {type(existing).__name__}")
+    added = {}
     for key, table in (("mlprop", mlprop_table), ("mutmut", mutmut_table)):
-        if key in tool and not force:
+        if key in existing and not force:
             plan.kept.append(f"[tool.{key}] in {pyproject} (exists; --force replaces it)")
-            continue
-        tool[key] = table
-        plan.changes.append(f"[tool.{key}] in {pyproject}")
-    if plan.changes:
-        plan.pyproject_text = tomlkit.dumps(document)
+        else:
+            added[key] = table
+            plan.changes.append(f"[tool.{key}] in {pyproject}")
+    if added:
+        try:
+            plan.pyproject_text = _add_tables(document, added)
+        except (TOMLKitError, LookupError, TypeError, ValueError) as exc:  # tomlkit's own
+            raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] to "
+                            f"this file's layout ({type(exc).__name__}: {exc}): add them by "
+                            "hand (README)") from None
+        _check_edit(pyproject, text, plan.pyproject_text,
+                    {key: table.unwrap() for key, table in added.items()})
     workflow_file = root / WORKFLOW_PATH
     if workflow_file.exists() and not force:
         plan.kept.append(f"{workflow_file} (exists; --force replaces it)")
@@ -193,6 +205,41 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
         plan.workflow_text = workflow(package_path)
         plan.changes.append(str(workflow_file))
     return plan
+
+
+def _add_tables(document: Any, tables: dict[str, Any]) -> str:
+    """``document`` with ``tables`` set under ``tool``, as text (tomlkit can fail here)."""
+    import tomlkit
+
+    tool = document.get("tool")
+    if isinstance(tool, tomlkit.items.InlineTable):
+        raise ValueError("tool is an inline table: write it as [tool.NAME] sections")
+    if tool is None:
+        tool = tomlkit.table(is_super_table=True)
+        document["tool"] = tool
+    for key, table in tables.items():
+        tool[key] = table
+    return tomlkit.dumps(document)
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)  # NaN == NaN, dates as text
+
+
+def _check_edit(pyproject: Path, old: str, new: str, added: dict[str, Any]) -> None:
+    """The edited text must mean the old document plus ``added`` under ``tool``, read by
+    the parser pip, mutmut and mlprop use (tomllib): never write a file whose meaning
+    tomlkit changed (dotted ``tool.x.y = ...`` keys can end up under a new table)."""
+    expected = tomllib.loads(old)  # plan_init checked it
+    expected.setdefault("tool", {}).update(added)
+    try:
+        result = tomllib.loads(new)
+    except tomllib.TOMLDecodeError as exc:
+        result = f"invalid TOML ({exc})"
+    if _canonical(result) != _canonical(expected):
+        raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] to this "
+                        "file's layout without changing what it means (dotted tool.* keys "
+                        "outside a [tool.*] table?): add the sections by hand (README)")
 
 
 def write_plan(plan: InitPlan) -> None:
