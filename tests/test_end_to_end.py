@@ -11,6 +11,7 @@ the same runs failing, naming the property, once a fault is planted in the user'
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.user_project import plant_fault, write_project
+from tests.user_project import (
+    plant_fault,
+    plant_slowdown,
+    plant_weak_test,
+    write_project,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,3 +127,66 @@ def test_user_project_end_to_end(venv: Path, project: Path):
                  "-x"], project)
     assert check.returncode == 1
     assert "some properties failed" in check.stderr
+
+
+def git(repo: Path, *args: str) -> str:
+    done = run(["git", "-c", "user.name=user", "-c", "user.email=user@example.invalid",
+                *args], repo)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_user_project_mutation_audit_scores_and_gates(venv: Path, tmp_path_factory):
+    """mlprop audit in the user's project (issue 14): the user's [tool.mutmut] (from mlprop
+    init, narrowed to a two-function module), the project's own equivalent list, mlprop's
+    property suite in the mutant runs (suite = true); a weak test fails the gate."""
+    project = write_project(tmp_path_factory.mktemp("audit-project"))
+    mlprop = str(venv / "bin" / "mlprop")
+    assert run([mlprop, "init"], project).returncode == 0
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        'source_paths = ["src/digitpipe"]',
+        'source_paths = ["src/digitpipe"]\nonly_mutate = ["src/digitpipe/scoring.py"]'))
+    (project / "equivalent_mutants.toml").write_text(
+        '[mutmut]\n"digitpipe.scoring.x_margin__mutmut_5" = "np.sort\'s default axis is the '
+        'last one, axis 1 of a 2-d array"\n')
+    audit = [mlprop, "audit", "--fail-under", "100", "--ml-mutants", "--max-children", "2",
+             "--json", "audit.json"]
+    first = run(audit, project, timeout=240)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = json.loads((project / "audit.json").read_text())
+    assert report["score"] == 100.0 and report["mutmut"]["overall"]["equivalent"] == 1
+    assert report["mutmut"]["stale_equivalents"] == []  # not mlprop's own list
+    assert report["ml_mutants"]["overall"]["kill_rate"] == 100.0
+    assert report["timing"]["suite_in_mutant_runs"] is True
+    assert "mlprop.digits" not in first.stdout + first.stderr
+
+    plant_weak_test(project)
+    second = run(audit, project, timeout=240)
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "under 100%" in second.stderr
+    assert "digitpipe.scoring.x_top_class__mutmut_" in second.stdout
+
+
+def test_user_project_bench_compare_flags_a_planted_slowdown(venv: Path, tmp_path_factory):
+    """mlprop bench compare in the user's repository: the shipped target benchmarks on two
+    commits (the user's target imported from each); A == A passes, a 30 % slower predict
+    is flagged. Low rounds: the figures with the default rounds are in the issue's note."""
+    project = write_project(tmp_path_factory.mktemp("bench-project"))
+    mlprop = str(venv / "bin" / "mlprop")
+    assert run([mlprop, "init"], project).returncode == 0
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "A")
+    plant_slowdown(project, 0.3)
+    git(project, "commit", "-qam", "B: predict 30% slower")
+    fast = ["-k", "predict", "--rounds", "3", "--timing-rounds", "20"]
+    same = run([mlprop, "bench", "compare", "HEAD~1", "HEAD~1", *fast, "--json", "same.json"],
+               project, timeout=300)
+    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-3000:]
+    slower = run([mlprop, "bench", "compare", "HEAD~1", "HEAD", *fast, "--json", "slow.json"],
+                 project, timeout=300)
+    assert slower.returncode == 1, slower.stdout[-3000:] + slower.stderr[-3000:]
+    (flagged,) = json.loads((project / "slow.json").read_text())["comparisons"]
+    assert flagged["name"].endswith("test_bench_predict[64]") and flagged["ratio"] > 1.1
+    assert run(["git", "worktree", "list"], project).stdout.count("\n") == 1

@@ -315,6 +315,13 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     if state.get("fingerprint") == current and before and not unchecked:
         progress("mutmut: nothing changed since the last complete run; reusing its results")
         return MutmutRun(skipped=True, seconds=0.0, tested=0, outcomes=before)
+    inputs = test_inputs(root, config)
+    if before and isinstance(state.get("inputs"), dict):
+        reset = forget_verdicts(root, files, state["inputs"], inputs)
+        if reset:
+            progress(f"mutmut: tests or configuration changed: {reset} mutant verdicts "
+                     "will be checked again")
+            before = rep.read_mutmut_results(root, files)
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=400)
     last_report = [0.0, ""]
@@ -376,9 +383,64 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     tested = sum(1 for name, value in _snapshot(after).items()
                  if value[0] is not None and old.get(name) != value)
     if not any(o.status == "not checked" for o in after):
-        atomic_write_text(state_path, json.dumps({"fingerprint": current}))
+        atomic_write_text(state_path, json.dumps({"fingerprint": current, "inputs": inputs}))
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
                      output_tail="\n".join(tail), outcomes=after)
+
+
+def test_inputs(root: Path, config: MutmutConfig) -> dict[str, str]:
+    """Hash of every input of a verdict that mutmut's own change detection misses: the test
+    files, configuration and copied folders (and the linked property suite, named as its
+    tests are), by relative path. The mutated sources are left out: mutmut tracks those."""
+    mutated = {root / path for path in config.mutated_files(root)}
+    entries = [*config.source_paths, *config.also_copy, "tests", "test", "pyproject.toml",
+               "setup.cfg", "conftest.py"]
+    hashes = {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+              for path in _walk_files(root, dict.fromkeys(entries)) if path not in mutated}
+    if config.suite:
+        from mlprop.suite import properties_dir
+
+        suite = properties_dir()
+        hashes.update({f"{SUITE_LINK}/{path.relative_to(suite).as_posix()}":
+                       hashlib.sha256(path.read_bytes()).hexdigest()
+                       for path in _walk_files(suite, ["."])})
+    return hashes
+
+
+def forget_verdicts(root: Path, files: Sequence[str], old: Mapping[str, str],
+                    new: Mapping[str, str]) -> int:
+    """mutmut re-tests a mutant only when its function changed: a weakened test would keep
+    its old "killed" verdicts. Clear (in the ``.meta`` files) the verdicts of the functions
+    covered by a changed test file, or every verdict when a changed file is no test file of
+    mutmut's map (a conftest, a helper, the configuration). Returns how many were cleared."""
+    changed = {path for path in set(old) | set(new) if old.get(path) != new.get(path)}
+    if not changed:
+        return 0
+    tests_by_key, _ = load_stats(root)
+    test_files = {t.split("::")[0] for tests in tests_by_key.values() for t in tests}
+    if changed <= test_files:
+        keys = {key for key, tests in tests_by_key.items()
+                if any(t.split("::")[0] in changed for t in tests)}
+    else:
+        keys = None  # everything
+    cleared = 0
+    for source in files:
+        meta_path = root / "mutants" / f"{source}.meta"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        codes = meta.get("exit_code_by_key")
+        if not isinstance(codes, dict):
+            continue
+        hit = [name for name, code in codes.items() if code is not None and (
+            keys is None or name.partition("__mutmut_")[0] in keys)]
+        for name in hit:
+            codes[name] = None
+        if hit:
+            atomic_write_text(meta_path, json.dumps(meta))
+            cleared += len(hit)
+    return cleared
 
 
 _SUMMARY = re.compile(r"^(FAILED|ERROR) |failed to|Failed to|Stopping early|UsageError|"
