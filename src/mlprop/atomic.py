@@ -8,7 +8,8 @@ Invariants of every writer here:
   itself survives a power cut.
 - On any failure (an exception, ``KeyboardInterrupt``) the temp file is removed and the
   target keeps its previous content. A ``SIGKILL`` can leave a temp file (named
-  ``.<name>.<random>.tmp``) but never a damaged target.
+  ``.<name>.<pid>-<random>.tmp``) but never a damaged target; the next successful write of
+  the same path removes the temp files of writers that no longer run.
 - An ``OSError`` (``ENOSPC``, ``EACCES``, ``EROFS``, ...) is re-raised as
   :class:`~mlprop.errors.WriteError` naming the target path and the reason.
 """
@@ -107,7 +108,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     path = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
                                         suffix=".tmp")
     except OSError as exc:
         raise write_error(path, exc) from exc
@@ -126,7 +127,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             raise write_error(path, exc) from exc
         raise
     fsync_directory(path.parent)
+    _remove_dead_temps(path)
     return path
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Delete ``.<name>.<pid>-<random>.tmp`` files beside ``path`` whose writer is gone
+    (killed mid-write); best effort, a live writer's file is kept."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid = name[len(prefix):].partition("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; not a pid
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *,

@@ -12,6 +12,7 @@ bad input (no pyproject.toml, malformed TOML, a package that does not exist) rai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tomllib
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlprop.atomic import atomic_write_text
+from mlprop.atomic import atomic_write_text, write_error
 from mlprop.errors import MlpropError
 
 __all__ = ["WORKFLOW_PATH", "InitError", "InitPlan", "find_package", "plan_init", "write_plan"]
@@ -248,5 +249,12 @@ def write_plan(plan: InitPlan) -> None:
         atomic_write_text(plan.root / "pyproject.toml", plan.pyproject_text)
     if plan.workflow_text is not None:
         path = plan.root / WORKFLOW_PATH
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, plan.workflow_text)
+        created = [d for d in (path.parent.parent, path.parent) if not d.exists()]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, plan.workflow_text)
+        except OSError as exc:  # leave no empty .github/workflows behind
+            for directory in reversed(created):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise write_error(path, exc) from exc

@@ -85,15 +85,19 @@ def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
         root=args.root, fail_under=args.fail_under, max_children=args.max_children,
         ml_mutants=args.ml_mutants, equivalents=args.equivalents,
         suite=getattr(args, "suite", None))
+    from mlprop.atomic import atomic_write_text
+    from mlprop.audit.lock import audit_lock
+
     try:
-        result = audit(options)
+        with audit_lock(args.root):  # a second audit of this project waits for this one
+            result = audit(options)
     except mutation.AuditError as exc:
         raise UsageError(str(exc)) from None
     print(report.format_text(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     if args.markdown is not None:
-        args.markdown.write_text(report.format_markdown(result), encoding="utf-8")
+        atomic_write_text(args.markdown, report.format_markdown(result))
     _write_outputs(args, result, report_dir, history, mlflow)
     if not result.get("passed", False):
         print(result.get("verdict", "mlprop audit: failed"), file=sys.stderr)

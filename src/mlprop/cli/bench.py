@@ -127,6 +127,7 @@ def _interrupt(signum, frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlprop import bench
+    from mlprop.atomic import atomic_write_text
 
     threshold = args.fail_over / 100.0
     report_dir, mlflow = _prepare_outputs(args)
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         data = report.as_dict()
         data.update(seconds=elapsed, loadavg_at_start=load)
-        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(data, indent=2))  # old file or new, never half
     _write_outputs(args, report, report_dir, mlflow, elapsed, load)
     if report.regressions:
         names = ", ".join(c.name.split("::")[-1] for c in report.regressions)
