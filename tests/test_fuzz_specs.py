@@ -75,7 +75,7 @@ def test_fuzz_target_spec(spec: str):
 
 # --------------------------------------------------------------------------- TOML
 
-EQUIVALENTS = (Path(__file__).parents[1] / "src/mlprop/audit/equivalent_mutants.toml")
+EQUIVALENTS = Path(__file__).parents[1] / "equivalent_mutants.toml"
 TOML_SEEDS = [EQUIVALENTS.read_bytes()[:1500],
               b'[mutmut]\n"a.b.x_f__mutmut_1" = "reason"\n[ml]\nm1 = "why"\n']
 
