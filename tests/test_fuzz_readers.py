@@ -253,3 +253,14 @@ def test_vector_errors_name_flag_file_and_line():
     path = write("latin1.txt", b"1\n\xe9\n")
     with pytest.raises(MlpropError, match=r"--labels: expected UTF-8.*latin1.txt line 2"):
         load_vector_file(path, "--labels")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_empty_shape_with_huge_other_dims_is_refused(compress: bool):
+    """Found by the thorough fuzz run: (0, 227, 201567036, 201578570) declares 0 bytes but
+    numpy cannot shape it (a raw ValueError escaped read_idx)."""
+    raw = bytes([0, 0, 0x08, 4]) + struct.pack(">4I", 0, 227, 201567036, 201578570)
+    path = write("empty-huge-idx-ubyte" + (".gz" if compress else ""),
+                 gzip.compress(raw, mtime=0) if compress else raw)
+    with pytest.raises(MlpropError, match="over the"):
+        read_idx(path)

@@ -197,9 +197,11 @@ def _parse_header(path: Path, stream: IO[bytes]) -> tuple[np.dtype, tuple[int, .
 def _declared_bytes(path: Path, dtype: np.dtype, shape: tuple[int, ...], max_bytes: int) -> int:
     """Payload size the header claims; refuse it before allocating if it exceeds the cap."""
     size = math.prod(shape) * dtype.itemsize
-    if size > max_bytes:
+    # an empty array's other dims count too: numpy cannot even shape (0, 2**28, 2**28, 2**28)
+    spanned = math.prod(d for d in shape if d) * dtype.itemsize
+    if max(size, spanned) > max_bytes:
         raise IdxFormatError(
-            path, f"declared shape {shape} of {dtype.name} is {size} bytes, over the "
+            path, f"declared shape {shape} of {dtype.name} is {spanned} bytes, over the "
             f"{max_bytes}-byte limit"
         )
     return size
