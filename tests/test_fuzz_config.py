@@ -230,10 +230,10 @@ def load_mutmut(path: Path) -> mutation.MutmutConfig:
 
 
 @pytest.mark.xfail(strict=False, reason="audit.mutation.load_config lets tomllib."
-                   "TOMLDecodeError (no file named), AttributeError (tool or [tool.mutmut] "
-                   "not a table) and TypeError (source_paths = 3) escape, and reads "
-                   "source_paths = 'src' as ('s', 'r', 'c'); mutation.py is being edited for "
-                   "issue 14, so the fix waits for that work")
+                   "TOMLDecodeError and UnicodeDecodeError (no file named), AttributeError "
+                   "(tool or [tool.mutmut] not a table) and TypeError (source_paths = 3) "
+                   "escape, and reads source_paths = 'src' as ('s', 'r', 'c'); mutation.py "
+                   "is being edited for issue 14, so the fix waits for that work")
 @settings(fuzz_settings(1), phases=[Phase.explicit, Phase.generate])  # no shrinking
 @given(data=INPUTS)
 def test_fuzz_tool_mutmut_section(data: bytes):
@@ -253,3 +253,8 @@ def test_fuzz_tool_mutmut_section(data: bytes):
             assert isinstance(value, tuple) and all(isinstance(v, str) for v in value), \
                 (name, value)
         assert config.source_paths
+        raw = tomllib.loads(data.decode("utf-8"))["tool"]["mutmut"]
+        for key in ("source_paths", "paths_to_mutate", "only_mutate", "do_not_mutate",
+                    "also_copy", "pytest_add_cli_args", "pytest_add_cli_args_test_selection",
+                    "tests_dir"):
+            assert not isinstance(raw.get(key), str), f"{key} = {raw[key]!r} read char by char"

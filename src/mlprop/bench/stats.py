@@ -191,8 +191,8 @@ def read_times(path: Path, statistic: str = "median") -> dict[str, float]:
         if statistic == "trimmed":
             rounds = stats.get("data")
             if not rounds:
-                raise ValueError(f"{path}: no raw rounds for the trimmed mean (run with "
-                                 "--benchmark-save-data)")
+                raise BenchmarkJsonError(path, f"{where}.stats.data", "no raw rounds for the "
+                                         "trimmed mean (run with --benchmark-save-data)")
             if not isinstance(rounds, list) or not all(_finite(v) for v in rounds):
                 raise BenchmarkJsonError(path, f"{where}.stats.data",
                                          "expected a list of finite numbers")
