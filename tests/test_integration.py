@@ -81,7 +81,8 @@ def test_package_round_trips_the_trained_model(small_run):
     assert manifest["train_config"]["epochs"] == config.epochs
     assert manifest["data"] == "subset"
     assert manifest["preprocessing"] == {"size": 28, "mean": 0.1307, "std": 0.3081}
-    assert manifest["schema"] == {"num_classes": 10, "min_side": 8, "max_side": 64}
+    assert manifest["schema"] == {"num_classes": 10, "min_side": 8, "max_side": 64,
+                                  "channels": 1, "layout": "HW", "size": None}
     np.testing.assert_array_equal(pipeline.probabilities(loaded, splits.test.images),
                                   pipeline.probabilities(model, splits.test.images))
 
