@@ -230,7 +230,8 @@ def _canonical(data: Any) -> str:
 def _check_edit(pyproject: Path, old: str, new: str, added: dict[str, Any]) -> None:
     """The edited text must mean the old document plus ``added`` under ``tool``, read by
     the parser pip, mutmut and mlprop use (tomllib): never write a file whose meaning
-    tomlkit changed (dotted ``tool.x.y = ...`` keys can end up under a new table)."""
+    tomlkit changed (dotted ``tool.x.y = ...`` keys can end up under a new table), nor one
+    whose lines it reordered (it can move a user's subtable between other tables)."""
     expected = tomllib.loads(old)  # plan_init checked it
     expected.setdefault("tool", {}).update(added)
     try:
@@ -241,6 +242,12 @@ def _check_edit(pyproject: Path, old: str, new: str, added: dict[str, Any]) -> N
         raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] to this "
                         "file's layout without changing what it means (dotted tool.* keys "
                         "outside a [tool.*] table?): add the sections by hand (README)")
+    replacing = any(key in tomllib.loads(old).get("tool", {}) for key in added)  # --force
+    remaining = iter(new.splitlines())
+    if not replacing and not all(any(line == candidate for candidate in remaining)
+                                 for line in old.splitlines()):
+        raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] without "
+                        "reordering this file's tables: add the sections by hand (README)")
 
 
 def write_plan(plan: InitPlan) -> None:
