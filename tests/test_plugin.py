@@ -6,11 +6,12 @@ much faster; one subprocess checks the import-time profile choice).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 
 from mlprop.config import ConfigError
 from mlprop.plugin import DEFAULT_TARGET, resolve_target_spec
@@ -152,18 +153,21 @@ def test_property_settings_cap_and_scale_the_examples():
 
 
 def test_the_plugin_never_registers_or_loads_a_hypothesis_profile():
-    """Importing the plugin leaves Hypothesis's global state alone (the user's)."""
-    import importlib
-
-    import mlprop.plugin
-
-    before = settings.get_current_profile_name(), settings.default.max_examples
-    importlib.reload(mlprop.plugin)
-    assert (settings.get_current_profile_name(), settings.default.max_examples) == before
-    for name in ("ci", "dev", "thorough", "mutmut"):
-        registered = settings._profiles.get(name)  # Hypothesis's own "ci" may exist
-        assert registered is None or registered.max_examples != PROFILES[
-            f"mlprop-{name}"]["max_examples"] or name == "ci"
+    """Importing the plugin leaves Hypothesis's global state alone (the user's). A fresh
+    interpreter: reloading the plugin here would give it new stash keys mid-session."""
+    probe = (
+        "from hypothesis import settings\n"
+        "before = settings.get_current_profile_name(), settings.default.max_examples, "
+        "sorted(settings._profiles)\n"
+        "import mlprop.plugin, mlprop.profiles\n"
+        "after = settings.get_current_profile_name(), settings.default.max_examples, "
+        "sorted(settings._profiles)\n"
+        "assert before == after, (before, after)\n"
+        "assert not any(name.startswith('mlprop') for name in after[2]), after\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 USER_CONFTEST = """
