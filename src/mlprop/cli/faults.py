@@ -35,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
     properties = load_properties()
     target = load_target(args.target)
     chosen = [CATALOGUE[name] for name in args.fault] if args.fault else list(CATALOGUE.values())
+    skipped = [fault.name for fault in chosen if not fault.applies(target)]
+    chosen = [fault for fault in chosen if fault.applies(target)]
     print(f"mlprop faults: {len(chosen)} faults x {len(properties)} properties against "
-          f"{args.target}", file=sys.stderr)
+          f"{args.target}" + (f" ({len(skipped)} cannot be planted in it: "
+                              f"{', '.join(skipped)})" if skipped else ""), file=sys.stderr)
     results = sweep(target, properties, chosen, progress=lambda r: print(
         f"  {r.fault.name}: caught by {len(r.caught_by)} ({r.seconds:.1f}s)", file=sys.stderr,
         flush=True), max_examples=args.max_examples)
