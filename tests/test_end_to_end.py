@@ -184,8 +184,11 @@ def test_user_project_bench_compare_flags_a_planted_slowdown(venv: Path, tmp_pat
     same = run([mlprop, "bench", "compare", "HEAD~1", "HEAD~1", *fast, "--json", "same.json"],
                project, timeout=300)
     assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-3000:]
-    slower = run([mlprop, "bench", "compare", "HEAD~1", "HEAD", *fast, "--json", "slow.json"],
-                 project, timeout=300)
+    for _attempt in range(2):  # a shared CI machine: one retry if the noise hid it
+        slower = run([mlprop, "bench", "compare", "HEAD~1", "HEAD", *fast, "--json",
+                      "slow.json"], project, timeout=300)
+        if slower.returncode == 1:
+            break
     assert slower.returncode == 1, slower.stdout[-3000:] + slower.stderr[-3000:]
     (flagged,) = json.loads((project / "slow.json").read_text())["comparisons"]
     assert flagged["name"].endswith("test_bench_predict[64]") and flagged["ratio"] > 1.1
