@@ -105,6 +105,11 @@ class Explanation:
     outputs: np.ndarray
     baseline: np.ndarray
 
+    def per_pixel(self) -> np.ndarray:
+        """Attributions summed over the channel axis: ``(N, H, W)`` maps, one value per
+        pixel whatever the number of channels (for a grey model the single channel)."""
+        return self.values.sum(axis=1)
+
     def completeness_gap(self) -> np.ndarray:
         """|sum(attributions) - (f(x) - E[f(background)])| per input."""
         totals = self.values.reshape(len(self.values), -1).sum(axis=1)
