@@ -229,11 +229,6 @@ def load_mutmut(path: Path) -> mutation.MutmutConfig:
         raise MlpropError(str(exc)) from None
 
 
-@pytest.mark.xfail(strict=False, reason="audit.mutation.load_config lets tomllib."
-                   "TOMLDecodeError and UnicodeDecodeError (no file named), AttributeError "
-                   "(tool or [tool.mutmut] not a table) and TypeError (source_paths = 3) "
-                   "escape, and reads source_paths = 'src' as ('s', 'r', 'c'); mutation.py "
-                   "is being edited for issue 14, so the fix waits for that work")
 @settings(fuzz_settings(1), phases=[Phase.explicit, Phase.generate])  # no shrinking
 @given(data=INPUTS)
 def test_fuzz_tool_mutmut_section(data: bytes):
@@ -244,7 +239,7 @@ def test_fuzz_tool_mutmut_section(data: bytes):
         config = check_reader("[tool.mutmut]", load_mutmut, path)
     except (AssertionError, MlpropError):
         raise
-    except Exception as exc:  # what the xfail is about: name it in the failure
+    except Exception as exc:  # name what escaped in the failure
         raise AssertionError(f"load_config let {type(exc).__name__} escape: {exc}") from exc
     if config is not None:
         for name in ("source_paths", "only_mutate", "do_not_mutate", "also_copy",

@@ -104,32 +104,50 @@ class MutmutConfig:
 
 
 def load_config(root: Path) -> MutmutConfig:
+    """``[tool.mutmut]`` (and ``[tool.mlprop]``) of ``root/pyproject.toml``; anything
+    malformed is an :class:`AuditError` naming the file and the key."""
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         raise AuditError(f"no pyproject.toml in {root}: run mlprop audit from the project root")
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    section = data.get("tool", {}).get("mutmut")
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"{pyproject}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AuditError(f"{pyproject}: not valid TOML: {exc}") from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise AuditError(f"{pyproject}: tool: expected a table, got {type(tool).__name__}")
+    section = tool.get("mutmut")
     if not section:
         raise AuditError(f"{pyproject} has no [tool.mutmut] section (see README, "
                          "'Mutation audit')")
-    sources = section.get("source_paths") or section.get("paths_to_mutate")
+    if not isinstance(section, dict):
+        raise AuditError(f"{pyproject}: [tool.mutmut] must be a table, got "
+                         f"{type(section).__name__}")
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = section.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise AuditError(f"{pyproject}: [tool.mutmut] {key}: expected a list of strings, "
+                             f"got {value!r}")
+        return tuple(value)
+
+    sources = strings("source_paths") or strings("paths_to_mutate")
     if not sources:
         raise AuditError(f"{pyproject}: [tool.mutmut] needs source_paths")
     from mlprop.config import ConfigError, validate
 
-    mlprop_section = data.get("tool", {}).get("mlprop", {})
     try:
-        mlprop_section = validate(mlprop_section, str(pyproject))
+        mlprop_section = validate(tool.get("mlprop", {}), str(pyproject))
     except ConfigError as exc:
         raise AuditError(str(exc)) from None
-    selection = tuple(section.get("pytest_add_cli_args_test_selection", ())) + tuple(
-        section.get("tests_dir", ()))
     return MutmutConfig(
-        source_paths=tuple(sources), only_mutate=tuple(section.get("only_mutate", ())),
-        do_not_mutate=tuple(section.get("do_not_mutate", ())),
-        also_copy=tuple(section.get("also_copy", ())),
-        pytest_add_cli_args=tuple(section.get("pytest_add_cli_args", ())),
-        target=mlprop_section.get("target"), test_selection=selection,
+        source_paths=sources, only_mutate=strings("only_mutate"),
+        do_not_mutate=strings("do_not_mutate"), also_copy=strings("also_copy"),
+        pytest_add_cli_args=strings("pytest_add_cli_args"),
+        target=mlprop_section.get("target"),
+        test_selection=strings("pytest_add_cli_args_test_selection") + strings("tests_dir"),
         suite=bool(mlprop_section.get("suite", False)),
         equivalents=mlprop_section.get("equivalents"))
 
