@@ -74,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
 
     from mlprop.audit.faults import CATALOGUE
+    from mlprop.target import load_target
 
-    names = args.fault or list(CATALOGUE)
+    reference = load_target(args.target)
+    names = [name for name in (args.fault or list(CATALOGUE))
+             if CATALOGUE[name].applies(reference)]  # a BGR swap needs a colour target
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlprop-first-failure-") as scratch:
         workdir = Path(scratch)
