@@ -148,9 +148,9 @@ def test_fingerprint_changes_with_tests_sources_and_config(tmp_path):
 
 
 def test_audit_environment_pins_the_cache_and_the_profile(tmp_path):
-    env = mutation.audit_environment(tmp_path, {"HYPOTHESIS_PROFILE": "ci", "KEEP": "1"})
+    env = mutation.audit_environment(tmp_path, {"MLPROP_PROFILE": "ci", "KEEP": "1"})
     assert env["MLPROP_CACHE_DIR"] == str(tmp_path / "mutants" / mutation.CACHE_DIR)
-    assert env["HYPOTHESIS_PROFILE"] == "mutmut" and env["KEEP"] == "1"
+    assert env["MLPROP_PROFILE"] == "mutmut" and env["KEEP"] == "1"
 
 
 def test_mutmut_keys_match_the_trampoline_names():
@@ -273,3 +273,17 @@ def test_the_ml_fingerprint_can_leave_the_mutated_files_out(tmp_path):
     assert mutation.fingerprint(root, config, exclude=mutated) == before
     (root / "tests" / "test_a.py").write_text("def test_a():\n    assert 2\n")
     assert mutation.fingerprint(root, config, exclude=mutated) != before
+
+
+def test_import_guard_ignores_pytest_runs_started_elsewhere(tmp_path, monkeypatch):
+    """The audit's guard applies in the project and its mutants/ only: a test of the project
+    that runs pytest on a scratch project in a temporary directory is not the audit's run."""
+    from mlprop.audit import guard
+
+    monkeypatch.setenv(guard.PACKAGES_ENV, "mlprop")
+    monkeypatch.setenv(guard.ROOTS_ENV, str(tmp_path / "project"))
+    monkeypatch.chdir(tmp_path)
+    assert guard._packages() == []
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    assert guard._packages() == ["mlprop"]

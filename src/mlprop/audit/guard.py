@@ -30,6 +30,8 @@ PACKAGES_ENV = "MLPROP_AUDIT_PACKAGES"
 """Comma-separated top-level packages that must come from the directory tests run in."""
 REPORT_ENV = "MLPROP_AUDIT_GUARD_FILE"
 """Where the first problem found is written (one line)."""
+ROOTS_ENV = "MLPROP_AUDIT_ROOTS"
+"""The directories the audit's own test runs start in (the project and its mutants/)."""
 
 
 def _origin(name: str, modules: Mapping[str, ModuleType]) -> str | None:
@@ -65,6 +67,12 @@ def import_problem(packages: Iterable[str], root: Path,
 
 
 def _packages() -> list[str]:
+    """The packages to guard in this process: none outside an audit, and none in a pytest
+    run that the audit's tests start themselves in another directory (a project's tests
+    may run pytest on scratch projects; those import what they like)."""
+    roots = [Path(r).resolve() for r in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if r]
+    if roots and Path.cwd().resolve() not in roots:
+        return []
     return [p for p in os.environ.get(PACKAGES_ENV, "").split(",") if p]
 
 

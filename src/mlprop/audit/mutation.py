@@ -216,7 +216,7 @@ def audit_environment(root: Path, base: Mapping[str, str] | None = None, *,
     """The environment of every test run of the audit.
 
     The model cache lives in ``mutants/`` (a mutant can never write into the user's cache,
-    and a fresh audit starts from an empty one), and the ``mutmut`` Hypothesis profile is
+    and a fresh audit starts from an empty one), and mlprop's ``mutmut`` profile is
     forced even where CI sets another. With ``packages``, every pytest run loads the import
     guard (:mod:`mlprop.audit.guard`) for them; ``extra_tests`` go to mutmut's launcher."""
     from mlprop.audit import guard
@@ -229,11 +229,12 @@ def audit_environment(root: Path, base: Mapping[str, str] | None = None, *,
         env["PYTEST_PLUGINS"] = ",".join(plugins)
         env[guard.PACKAGES_ENV] = ",".join(packages)
         env[guard.REPORT_ENV] = str(root / "mutants" / GUARD_FILE)
+        env[guard.ROOTS_ENV] = os.pathsep.join([str(root), str(root / "mutants")])
     env[EXTRA_TESTS_ENV] = json.dumps(list(extra_tests))
     cache = root / "mutants" / CACHE_DIR
     env["MLPROP_CACHE_DIR"] = str(cache)
     env["XDG_CACHE_HOME"] = str(cache / "xdg")
-    env["HYPOTHESIS_PROFILE"] = "mutmut"
+    env["MLPROP_PROFILE"] = "mutmut"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -624,7 +625,7 @@ def _worker_spec(root: Path, config: MutmutConfig, items: Sequence[Any], max_chi
         "items": [asdict(i) for i in items], "warm_up": True, "prepare": config.target,
         "pytest_args": list(config.pytest_add_cli_args),
         "env": {"MUTANT_UNDER_TEST": "mlprop-ml-mutant",
-                "HYPOTHESIS_PROFILE": env.get("HYPOTHESIS_PROFILE", "mutmut")},
+                "MLPROP_PROFILE": env.get("MLPROP_PROFILE", "mutmut")},
     }
 
 
