@@ -61,7 +61,9 @@ def test_sigkill_at_every_step_leaves_a_loadable_package(tmp_path: Path, writer:
         if writer == "save-two-renames" and state == "missing":
             # the one window of the non-atomic fallback: old moved aside, new not yet in;
             # the retired copy is beside it and the next save puts it back first
-            assert row["kill"] == f"before rename #{events.index('rename') + 2}", row
+            # (a random-delay kill can land in it too: that is timing, not a bug)
+            assert row["kill"] == f"before rename #{events.index('rename') + 2}" or row[
+                "kill"].startswith("random"), row
             assert any(".old-" in name for name in row["leftovers"]), row
         else:
             assert state in allowed, row
