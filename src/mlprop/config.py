@@ -14,7 +14,7 @@ from typing import Any
 
 from mlprop.errors import MlpropError
 
-__all__ = ["KEYS", "ConfigError", "ProjectConfig", "read_config"]
+__all__ = ["KEYS", "ConfigError", "ProjectConfig", "read_config", "read_pyproject"]
 
 COMPONENTS = ("preprocess", "augment", "model", "predict", "metamorphic", "attribution")
 """The suite's components, in the order they run (along the data flow, cheapest first)."""
@@ -93,18 +93,23 @@ def validate(section: Any, where: str) -> dict[str, Any]:
     return dict(section)
 
 
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """A pyproject.toml parsed; unreadable or invalid TOML is a :class:`ConfigError`
+    naming the file."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 def read_config(directory: Path) -> ProjectConfig:
     """The ``[tool.mlprop]`` section of ``directory/pyproject.toml`` (empty if absent)."""
     path = Path(directory) / "pyproject.toml"
     if not path.is_file():
         return ProjectConfig()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    tool = data.get("tool", {})
+    tool = read_pyproject(path).get("tool", {})
     if not isinstance(tool, dict) or "mlprop" not in tool:
         return ProjectConfig(path)
     return ProjectConfig(path, validate(tool["mlprop"], str(path)))

@@ -109,13 +109,12 @@ def load_config(root: Path) -> MutmutConfig:
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         raise AuditError(f"no pyproject.toml in {root}: run mlprop audit from the project root")
+    from mlprop.config import ConfigError, read_pyproject, validate
+
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditError(f"{pyproject}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AuditError(f"{pyproject}: not valid TOML: {exc}") from None
-    tool = data.get("tool", {})
+        tool = read_pyproject(pyproject).get("tool", {})
+    except ConfigError as exc:
+        raise AuditError(str(exc)) from None
     if not isinstance(tool, dict):
         raise AuditError(f"{pyproject}: tool: expected a table, got {type(tool).__name__}")
     section = tool.get("mutmut")
@@ -136,8 +135,6 @@ def load_config(root: Path) -> MutmutConfig:
     sources = strings("source_paths") or strings("paths_to_mutate")
     if not sources:
         raise AuditError(f"{pyproject}: [tool.mutmut] needs source_paths")
-    from mlprop.config import ConfigError, validate
-
     try:
         mlprop_section = validate(tool.get("mlprop", {}), str(pyproject))
     except ConfigError as exc:
