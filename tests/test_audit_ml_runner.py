@@ -90,3 +90,104 @@ def test_worker_kills_keeps_and_skips_mutants(tmp_path):
     assert results["clean-broken"].status == "killed"
     assert results["clean-broken"].detail == "tests/test_mod.py::test_broken"
     assert sum(results[m.id].status == "killed" for m in mutants) == 1
+
+
+TRAINING = """
+import functools
+
+
+class Model:
+    training = True
+
+    def train(self):
+        self.training = True
+
+    def eval(self):
+        self.training = False
+
+
+def fit():
+    model = Model()
+    model.train()
+    model.eval()
+    return model
+
+
+@functools.cache
+def _fitted():  # the user's in-memory cache of the trained model
+    return fit()
+
+
+def trained_model():
+    return _fitted()
+
+
+def serve(model):
+    model.eval()
+    return model
+"""
+
+TRAINING_TARGET = """
+from mlprop import ImageSchema, Target
+
+from pkg import training
+
+target = Target(name="cached", schema=ImageSchema(num_classes=2, min_side=4, max_side=8),
+                input_shape=(1, 4, 4), input_range=(0.0, 1.0), preprocess=lambda x: x,
+                trained_model=training.trained_model)
+"""
+
+TRAINING_TESTS = """
+from pkg.training import Model, serve, trained_model
+
+
+def test_the_trained_model_is_in_eval_mode():
+    assert not trained_model().training
+
+
+def test_serve_returns_its_model():
+    model = Model()
+    assert serve(model) is model
+"""
+
+
+def test_training_path_mutants_run_before_the_model_is_trained(tmp_path):
+    """A mutant in the training code must train with the mutant: the worker trains the
+    target's model once before forking, and a child forked after that inherits the user's
+    cached model (the mutated ``fit`` never runs: the mutant survived before the fix).
+    Mutants off the training path still fork from the trained parent."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "training.py").write_text(textwrap.dedent(TRAINING))
+    (tmp_path / "pkg" / "target.py").write_text(textwrap.dedent(TRAINING_TARGET))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_training.py").write_text(textwrap.dedent(TRAINING_TESTS))
+    mutants = ml_mutants.generate((tmp_path / "pkg" / "training.py").read_text(),
+                                  "pkg/training.py")
+    in_fit = [m for m in mutants if m.function == "fit" and ".eval()" in m.description]
+    in_serve = [m for m in mutants if m.function == "serve"]
+    assert in_fit and in_serve, [m.description for m in mutants]
+    tests = {"fit": ["tests/test_training.py::test_the_trained_model_is_in_eval_mode"],
+             "serve": ["tests/test_training.py::test_serve_returns_its_model"]}
+    items = [ml_runner.WorkItem(id=m.id, module=m.module, function=m.function, path=m.path,
+                                source=m.source, tests=tests[m.function], timeout=60)
+             for m in [*in_fit, *in_serve]]
+    spec = {"root": str(tmp_path), "sys_path": ["."], "max_children": 1, "warm_up": True,
+            "items": [asdict(i) for i in items], "prepare": "pkg.target:target",
+            "pytest_args": [], "env": {"MUTANT_UNDER_TEST": "mlprop-ml-mutant"}}
+    results = {r.id: r for r in ml_runner.run_worker(spec, tmp_path / "spec.json")}
+    for mutant in in_fit:
+        assert results[mutant.id].status == "killed", results[mutant.id]
+    for mutant in in_serve:  # the test does not look at the mode: survives either way
+        assert results[mutant.id].status == "survived", results[mutant.id]
+
+
+def test_split_by_training_path_uses_the_real_path_and_the_qualname(tmp_path):
+    (tmp_path / "m.py").write_text("")
+    item = ml_runner.WorkItem(id="a", module="m", function="C.fit", path=str(tmp_path / "m.py"),
+                              source="")
+    other = ml_runner.WorkItem(id="b", module="m", function="fit", path=str(tmp_path / "m.py"),
+                               source="")
+    on_path, rest = ml_runner.split_by_training_path(
+        [item, other], {(str((tmp_path / "m.py").resolve()), "C.fit")})
+    assert on_path == [item] and rest == [other]

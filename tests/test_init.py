@@ -49,6 +49,8 @@ def test_init_adds_sections_keeping_the_users_text(project: Path):
                                       "profile": "ci", "suite": True}
     assert data["tool"]["mutmut"]["source_paths"] == ["src/my_pipeline"]
     assert data["tool"]["mutmut"]["pytest_add_cli_args_test_selection"] == ["tests"]
+    # a training cache filled by mutmut's clean run must not reach the mutants (issue 14)
+    assert data["tool"]["mutmut"]["process_isolation"] == "forkserver"
     assert read_config(project).get("suite") is True  # what it wrote validates
     workflow = (project / ".github" / "workflows" / "mlprop.yml").read_text()
     for needle in ("pull_request", "schedule", "mlprop audit", "mlprop bench compare",

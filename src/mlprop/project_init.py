@@ -180,6 +180,11 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
     if tests:
         mutmut_table["pytest_add_cli_args_test_selection"] = tests
     mutmut_table["pytest_add_cli_args"] = ["-p", "no:cacheprovider"]
+    # each mutant forks from a server that only collected the tests: a model trained and
+    # cached in memory by the clean run would hide every mutant of the training code, and
+    # torch's OpenMP threads do not survive a fork
+    mutmut_table["process_isolation"] = "forkserver"
+    mutmut_table["forkserver_warmup"] = "collect"
     existing = data.get("tool", {})
     if not isinstance(existing, dict):  # tool = 3, [[tool]]
         raise InitError(f"{pyproject}: tool: expected a table, got {type(existing).__name__}")

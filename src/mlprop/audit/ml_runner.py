@@ -3,10 +3,19 @@
 One worker process (``python -m mlprop.audit.ml_runner SPEC``) imports pytest, torch and
 the code under test once, with one torch thread (GNU OpenMP deadlocks in children forked
 after a multi-threaded op), trains or loads the target's model once, and then forks one
-child per mutant. The child swaps the mutated function's code object into the live function
-(``fn.__code__ = ...``: every reference to the function sees it, including the target's
-fields), runs the covering tests fastest first with ``-x`` and reports its verdict. The
-parent enforces a wall-clock timeout per child.
+child per mutant.
+
+Mutants on the training path are the exception: a child forked after the parent trained
+inherits the parent's in-memory model (a user's ``functools.cache`` around ``train()``), so
+the mutated training code would never run and every such mutant would survive. A probe
+child first records which functions of the mutated files run while the model is trained
+(``sys.setprofile``); the mutants in those functions are forked before the parent trains,
+and each of them trains with its mutant.
+
+A child swaps the mutated function's code object into the live function (``fn.__code__ =
+...``: every reference to the function sees it, including the target's fields), runs the
+covering tests fastest first with ``-x`` and reports its verdict. The parent enforces a
+wall-clock timeout per child.
 
 Verdicts: ``killed`` (a test failed; the first failing test is recorded), ``survived``,
 ``timeout``, ``no tests`` (nothing covers the function), ``error`` (the mutant could not be
@@ -24,7 +33,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +226,57 @@ def run_items(items: Sequence[WorkItem], *, max_children: int, extra: Sequence[s
         report(_verdict(item, payload, now - start))
 
 
+def _called_functions(call: Callable[[], Any], files: set[str]) -> set[tuple[str, str]]:
+    """``(file, qualname)`` of every function defined in ``files`` that runs during
+    ``call()``, recorded in a forked child so that this process stays as it was (untrained,
+    its caches empty)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the probe child
+        os.close(read_fd)
+        seen: set[tuple[str, str]] = set()
+
+        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code.co_filename in files:
+                seen.add((frame.f_code.co_filename, frame.f_code.co_qualname))
+
+        payload: dict[str, Any]
+        try:
+            sys.setprofile(profile)
+            try:
+                call()
+            finally:
+                sys.setprofile(None)
+            payload = {"called": sorted(seen)}
+        except BaseException as exc:
+            payload = {"error": f"{type(exc).__name__}: {exc}"}
+        with contextlib.suppress(OSError):
+            data = json.dumps(payload).encode()
+            while data:
+                data = data[os.write(write_fd, data):]
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        raise RuntimeError(f"the training probe died (wait status {status})")
+    payload = json.loads(b"".join(chunks))
+    if "error" in payload:
+        raise RuntimeError(f"training the target's model failed: {payload['error']}")
+    return {(file, name) for file, name in payload["called"]}
+
+
+def split_by_training_path(items: Sequence[WorkItem], called: set[tuple[str, str]],
+                           ) -> tuple[list[WorkItem], list[WorkItem]]:
+    """``(on the training path, the rest)``: the items whose function ran in training."""
+    on_path = [item for item in items
+               if (os.path.realpath(item.path), item.function) in called]
+    return on_path, [item for item in items if item not in on_path]
+
+
 def worker_main(spec_path: str) -> int:
     """Entry point of the worker process; see the module docstring."""
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
@@ -247,24 +307,44 @@ def worker_main(spec_path: str) -> int:
             if root not in where.parents:
                 send("fatal", message=f"{name} was imported from {where}, not from {root}")
                 return 2
+        items = [WorkItem(**item) for item in spec["items"]]
+        trained = None
+        training_path: list[WorkItem] = []
         if spec.get("warm_up"):
-            tests = sorted({t.split("::")[0] for item in spec["items"] for t in item["tests"]})
+            tests = sorted({t.split("::")[0] for item in items for t in item.tests})
             pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "--rootdir=.",
                          *spec.get("pytest_args", []), *tests])
             if spec.get("prepare"):  # train or load the target's model once, before forking
                 from mlprop.target import load_target
 
                 trained = load_target(spec["prepare"]).trained_model
-                if trained is not None:  # a target without one yet: nothing to warm
-                    trained()
+            if trained is not None:  # a target without one yet: nothing to warm
+                files = {os.path.realpath(item.path) for item in items}
+                started = time.monotonic()
+                called = _called_functions(trained, files)
+                training = time.monotonic() - started  # each training-path child pays it
+                training_path, items = split_by_training_path(items, called)
+                training_path = [replace(item, timeout=item.timeout + 2 * training)
+                                 for item in training_path]
     except BaseException as exc:
         send("fatal", message=f"worker set-up failed: {type(exc).__name__}: {exc}")
         return 2
-    send("ready")
-    items = [WorkItem(**item) for item in spec["items"]]
-    run_items(items, max_children=max(1, int(spec.get("max_children", 1))),
-              extra=spec.get("pytest_args", []),
-              report=lambda result: send("result", **asdict(result)))
+    send("ready", training_path=[item.id for item in training_path])
+
+    def run(batch: list[WorkItem]) -> None:
+        run_items(batch, max_children=max(1, int(spec.get("max_children", 1))),
+                  extra=spec.get("pytest_args", []),
+                  report=lambda result: send("result", **asdict(result)))
+
+    run(training_path)  # forked untrained: each child trains with its mutant
+    if trained is not None:
+        try:
+            trained()
+        except BaseException as exc:
+            send("fatal", message=f"training the target's model failed: "
+                                  f"{type(exc).__name__}: {exc}")
+            return 2
+    run(items)
     send("done")
     return 0
 
