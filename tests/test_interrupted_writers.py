@@ -205,7 +205,16 @@ def test_a_killed_writers_staging_directory_is_removed_by_the_next_save(tmp_path
                           capture_output=True, text=True, check=True).stdout.strip()
     stale = tmp_path / f".pkg.tmp-{dead}-0123abcd"
     stale.mkdir()
-    alive = tmp_path / f".pkg.tmp-{os.getppid()}-0123abcd"  # a live writer's: kept
-    alive.mkdir()
-    save(tmp_path / "pkg")
-    assert sorted(os.listdir(tmp_path)) == sorted(["pkg", alive.name])
+    # a live writer's: kept. The writer is a sleeper of this test's own, never a process
+    # the test does not own: a mutant of the liveness check that sends a real signal
+    # (``os.kill(pid, 1)``) once hung up mutmut itself through ``os.getppid()``
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        alive = tmp_path / f".pkg.tmp-{writer.pid}-0123abcd"
+        alive.mkdir()
+        save(tmp_path / "pkg")
+        assert sorted(os.listdir(tmp_path)) == sorted(["pkg", alive.name])
+        assert writer.poll() is None, "the staging clean-up signalled a live writer"
+    finally:
+        writer.kill()
+        writer.wait()
