@@ -145,6 +145,10 @@ def test_the_trained_model_is_in_eval_mode():
     assert not trained_model().training
 
 
+def test_there_is_a_trained_model():  # the one test mutmut saw call fit() (cache)
+    assert trained_model() is not None
+
+
 def test_serve_returns_its_model():
     model = Model()
     assert serve(model) is model
@@ -154,8 +158,10 @@ def test_serve_returns_its_model():
 def test_training_path_mutants_run_before_the_model_is_trained(tmp_path):
     """A mutant in the training code must train with the mutant: the worker trains the
     target's model once before forking, and a child forked after that inherits the user's
-    cached model (the mutated ``fit`` never runs: the mutant survived before the fix).
-    Mutants off the training path still fork from the trained parent."""
+    cached model (the mutated ``fit`` never runs: the mutant survived before the fix). And
+    it must meet the tests of the trained model, not only the one test that mutmut's
+    coverage run saw call ``fit`` (the others got the cached model). Mutants off the
+    training path still fork from the trained parent with their own tests."""
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "training.py").write_text(textwrap.dedent(TRAINING))
@@ -167,27 +173,23 @@ def test_training_path_mutants_run_before_the_model_is_trained(tmp_path):
     in_fit = [m for m in mutants if m.function == "fit" and ".eval()" in m.description]
     in_serve = [m for m in mutants if m.function == "serve"]
     assert in_fit and in_serve, [m.description for m in mutants]
-    tests = {"fit": ["tests/test_training.py::test_the_trained_model_is_in_eval_mode"],
+    tests = {"fit": ["tests/test_training.py::test_there_is_a_trained_model"],
              "serve": ["tests/test_training.py::test_serve_returns_its_model"]}
+    coverage = {"tests_by_key": {"pkg.training.x_trained_model": [
+        "tests/test_training.py::test_the_trained_model_is_in_eval_mode",
+        "tests/test_training.py::test_there_is_a_trained_model"]}, "callers": {},
+        "durations": {}}
     items = [ml_runner.WorkItem(id=m.id, module=m.module, function=m.function, path=m.path,
                                 source=m.source, tests=tests[m.function], timeout=60)
              for m in [*in_fit, *in_serve]]
     spec = {"root": str(tmp_path), "sys_path": ["."], "max_children": 1, "warm_up": True,
             "items": [asdict(i) for i in items], "prepare": "pkg.target:target",
-            "pytest_args": [], "env": {"MUTANT_UNDER_TEST": "mlprop-ml-mutant"}}
+            "coverage": coverage, "pytest_args": [],
+            "env": {"MUTANT_UNDER_TEST": "mlprop-ml-mutant"}}
     results = {r.id: r for r in ml_runner.run_worker(spec, tmp_path / "spec.json")}
     for mutant in in_fit:
         assert results[mutant.id].status == "killed", results[mutant.id]
+        assert results[mutant.id].tests == 2  # its own test and the trained model's
     for mutant in in_serve:  # the test does not look at the mode: survives either way
         assert results[mutant.id].status == "survived", results[mutant.id]
 
-
-def test_split_by_training_path_uses_the_real_path_and_the_qualname(tmp_path):
-    (tmp_path / "m.py").write_text("")
-    item = ml_runner.WorkItem(id="a", module="m", function="C.fit", path=str(tmp_path / "m.py"),
-                              source="")
-    other = ml_runner.WorkItem(id="b", module="m", function="fit", path=str(tmp_path / "m.py"),
-                               source="")
-    on_path, rest = ml_runner.split_by_training_path(
-        [item, other], {(str((tmp_path / "m.py").resolve()), "C.fit")})
-    assert on_path == [item] and rest == [other]

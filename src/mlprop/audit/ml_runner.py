@@ -8,9 +8,10 @@ child per mutant.
 Mutants on the training path are the exception: a child forked after the parent trained
 inherits the parent's in-memory model (a user's ``functools.cache`` around ``train()``), so
 the mutated training code would never run and every such mutant would survive. A probe
-child first records which functions of the mutated files run while the model is trained
-(``sys.setprofile``); the mutants in those functions are forked before the parent trains,
-and each of them trains with its mutant.
+child first records which functions of the mutated files run while the model is trained;
+the mutants in those functions are forked before the parent trains, each trains with its
+mutant and meets every test that uses the trained model
+(:mod:`mlprop.audit.training_path`).
 
 A child swaps the mutated function's code object into the live function (``fn.__code__ =
 ...``: every reference to the function sees it, including the target's fields), runs the
@@ -226,55 +227,30 @@ def run_items(items: Sequence[WorkItem], *, max_children: int, extra: Sequence[s
         report(_verdict(item, payload, now - start))
 
 
-def _called_functions(call: Callable[[], Any], files: set[str]) -> set[tuple[str, str]]:
-    """``(file, qualname)`` of every function defined in ``files`` that runs during
-    ``call()``, recorded in a forked child so that this process stays as it was (untrained,
-    its caches empty)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the probe child
-        os.close(read_fd)
-        seen: set[tuple[str, str]] = set()
+def _on_training_path(items: list[WorkItem], target: Any, coverage: dict[str, Any],
+                      ) -> tuple[list[WorkItem], list[WorkItem]]:
+    """Split ``items`` into those on the training path of ``target``'s model (tests and
+    timeout extended: see :mod:`mlprop.audit.training_path`) and the rest."""
+    from mlprop.audit import training_path as tp
 
-        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
-            if event == "call" and frame.f_code.co_filename in files:
-                seen.add((frame.f_code.co_filename, frame.f_code.co_qualname))
-
-        payload: dict[str, Any]
-        try:
-            sys.setprofile(profile)
-            try:
-                call()
-            finally:
-                sys.setprofile(None)
-            payload = {"called": sorted(seen)}
-        except BaseException as exc:
-            payload = {"error": f"{type(exc).__name__}: {exc}"}
-        with contextlib.suppress(OSError):
-            data = json.dumps(payload).encode()
-            while data:
-                data = data[os.write(write_fd, data):]
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if not chunks:
-        raise RuntimeError(f"the training probe died (wait status {status})")
-    payload = json.loads(b"".join(chunks))
-    if "error" in payload:
-        raise RuntimeError(f"training the target's model failed: {payload['error']}")
-    return {(file, name) for file, name in payload["called"]}
-
-
-def split_by_training_path(items: Sequence[WorkItem], called: set[tuple[str, str]],
-                           ) -> tuple[list[WorkItem], list[WorkItem]]:
-    """``(on the training path, the rest)``: the items whose function ran in training."""
-    on_path = [item for item in items
-               if (os.path.realpath(item.path), item.function) in called]
-    return on_path, [item for item in items if item not in on_path]
+    files = {os.path.realpath(item.path) for item in items}
+    started = time.monotonic()
+    called = tp.called_functions(target.trained_model, files)
+    training = time.monotonic() - started  # each training-path child pays it again
+    on_path, rest = tp.split_by_training_path(items, called)
+    model_keys = [key for key in (tp.function_key(target.trained_model),
+                                  tp.function_key(target.predict)) if key]
+    durations = coverage.get("durations", {})
+    extended = []
+    for item in on_path:
+        tests = tp.tests_for_training_path(
+            tp.mutmut_key(item.module, item.function), item.tests, model_keys=model_keys,
+            tests_by_key=coverage.get("tests_by_key", {}),
+            callers=coverage.get("callers", {}), durations=durations)
+        added = sum(durations.get(test, 0.0) for test in set(tests) - set(item.tests))
+        extended.append(replace(item, tests=tests,
+                                timeout=item.timeout + 2 * training + 10 * added))
+    return extended, rest
 
 
 def worker_main(spec_path: str) -> int:
@@ -317,15 +293,11 @@ def worker_main(spec_path: str) -> int:
             if spec.get("prepare"):  # train or load the target's model once, before forking
                 from mlprop.target import load_target
 
-                trained = load_target(spec["prepare"]).trained_model
-            if trained is not None:  # a target without one yet: nothing to warm
-                files = {os.path.realpath(item.path) for item in items}
-                started = time.monotonic()
-                called = _called_functions(trained, files)
-                training = time.monotonic() - started  # each training-path child pays it
-                training_path, items = split_by_training_path(items, called)
-                training_path = [replace(item, timeout=item.timeout + 2 * training)
-                                 for item in training_path]
+                target = load_target(spec["prepare"])
+                trained = target.trained_model
+                if trained is not None:  # a target without one yet: nothing to warm
+                    training_path, items = _on_training_path(items, target,
+                                                             spec.get("coverage", {}))
     except BaseException as exc:
         send("fatal", message=f"worker set-up failed: {type(exc).__name__}: {exc}")
         return 2

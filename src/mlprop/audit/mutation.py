@@ -49,6 +49,7 @@ from typing import Any
 
 from mlprop.atomic import atomic_write_text
 from mlprop.audit import report as rep
+from mlprop.audit.training_path import mutmut_key
 
 DEFAULT_EQUIVALENTS = "equivalent_mutants.toml"
 """The project's reviewed equivalent-mutant list, beside its pyproject.toml (default)."""
@@ -483,23 +484,24 @@ def mutant_diff(root: Path, name: str, path: str) -> str:
         return f"(no diff: {type(exc).__name__}: {exc})"
 
 
+def _read_stats(root: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((root / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def load_stats(root: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
     """mutmut's map of function key -> covering tests, and test -> seconds."""
-    path = root / "mutants" / "mutmut-stats.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}, {}
+    data = _read_stats(root)
     return ({k: sorted(v) for k, v in data.get("tests_by_mangled_function_name", {}).items()},
             dict(data.get("duration_by_test", {})))
 
 
-def mutmut_key(module: str, function: str) -> str:
-    """mutmut's trampoline key: ``pkg.mod.x_fn`` or ``pkg.mod.xǁClassǁmethod``."""
-    if "." in function:
-        cls, _, method = function.rpartition(".")
-        return f"{module}.xǁ{cls}ǁ{method}"
-    return f"{module}.x_{function}"
+def load_callers(root: Path) -> dict[str, list[str]]:
+    """mutmut's call graph from its coverage run: function key -> the keys that called it."""
+    return {k: sorted(v) for k, v in _read_stats(root).get("function_dependencies", {}).items()}
 
 
 # --------------------------------------------------------------------------- ML mutants
@@ -536,7 +538,7 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
     mutants = ml_mutants.generate_for_paths(root, files)
     tests_by_key, durations = load_stats(root)
     # like mutmut, re-test a mutant when its own file or anything else it runs with changes
-    current = fingerprint(root, config, exclude=files)
+    current = fingerprint(root, config, exclude=files) + _runner_fingerprint()
     cache_path = root / "mutants" / ML_RESULTS_FILE
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
@@ -569,6 +571,11 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
                      + (f" by {result.killed_by}" if result.killed_by else ""))
 
         spec = _worker_spec(root, config, items, max_children, env)
+        spec["coverage"] = {  # for the training-path mutants (mlprop.audit.training_path)
+            "tests_by_key": {key: [_from_root(t) for t in tests]
+                             for key, tests in tests_by_key.items()},
+            "callers": load_callers(root),
+            "durations": {_from_root(t): seconds for t, seconds in durations.items()}}
         worker_path = root / "mutants" / "mlprop-ml-worker.json"
         try:
             for result in ml_runner.run_worker(spec, worker_path, on_result=on_result,
@@ -600,6 +607,17 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
     known = {m.id for m in mutants}
     stale += [name for name in equivalents if name not in known]
     return outcomes, sorted(stale), ran
+
+
+def _runner_fingerprint() -> str:
+    """A hash of the code that decides ML verdicts (generation, worker, training path): a
+    changed runner re-judges every ML mutant, even within one mlprop version."""
+    from mlprop.audit import ml_mutants, ml_runner, training_path
+
+    digest = hashlib.sha256()
+    for module in (ml_mutants, ml_runner, training_path):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _from_root(test: str) -> str:
