@@ -38,7 +38,7 @@ from mlprop.bench.stats import (
     read_sources,
     read_times,
 )
-from mlprop.bench.timing import DONE, TURN, TURN_ENV
+from mlprop.bench.timing import DONE, TURN, TURN_ENV, benchmark_environment
 
 DEFAULT_SELECTION = "compare"
 """The marker that picks the small, quick benchmark set the comparison runs."""
@@ -104,7 +104,7 @@ class BenchmarkRun:
 
     def environment(self, turns: tuple[Path, Path] | None = None,
                     cpu: int | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        env = benchmark_environment()
         env["PYTHONPATH"] = os.pathsep.join(self.python_path())
         if self.benchmarks is None:
             env.pop("MLPROP_BENCH_EXPECT_SRC", None)

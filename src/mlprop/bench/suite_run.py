@@ -5,7 +5,6 @@ current project, as one pytest-benchmark run (so ``--benchmark-autosave``,
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from mlprop.bench.revisions import CompareError
 from mlprop.bench.suite import DEVICE_ENV, SUITE_PACKAGE
+from mlprop.bench.timing import benchmark_environment
 
 DEVICES = ("cpu", "cuda")
 
@@ -52,7 +52,7 @@ def run_suite(*, target: str | None = None, device: str = "cpu",
     check_device(device)
     if json_path is not None and not Path(json_path).resolve().parent.is_dir():
         raise CompareError(f"--json: directory {Path(json_path).parent} does not exist")
-    env = dict(os.environ)
+    env = benchmark_environment()
     env[DEVICE_ENV] = device
     return subprocess.run(suite_command(target=target, json_path=json_path, extra=extra),
                           cwd=cwd, env=env, check=False).returncode

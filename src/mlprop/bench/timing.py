@@ -140,6 +140,16 @@ TURN_ENV = ("MLPROP_BENCH_TURN_MINE", "MLPROP_BENCH_TURN_OTHER", "MLPROP_BENCH_T
             "MLPROP_BENCH_TURN_CPU")
 
 
+def benchmark_environment() -> dict[str, str]:
+    """This process's environment for a benchmark run in a child pytest, without the
+    variables of an enclosing pytest-xdist worker: pytest-benchmark reads
+    ``PYTEST_XDIST_WORKER`` as "xdist is on" and disables every benchmark (with
+    ``--benchmark-only``: a usage error), so ``mlprop bench`` run from inside an xdist
+    worker (a user's test of their benchmarks under ``-n``) would measure nothing."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("PYTEST_XDIST_") and name != "PYTEST_CURRENT_TEST"}
+
+
 class Turns:
     """Strict alternation of timing rounds between two processes, through two FIFOs.
 
