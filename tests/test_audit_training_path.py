@@ -95,3 +95,16 @@ def test_function_keys_of_target_fields():
     assert tp.function_key(lambda: 1) is None
     assert tp.function_key(functools.partial(_plain, 1)) is None
     assert tp.mutmut_key("a.b", "C.m") == "a.b.xǁCǁm"
+
+
+@pytest.mark.parametrize(("name", "plain"), [
+    ("x_train__mutmut_orig", "train"),
+    ("x_train__mutmut_12", "train"),
+    ("Net.xǁNetǁforward__mutmut_orig", "Net.forward"),
+    ("xǁNetǁ__init____mutmut_orig", "Net.__init__"),  # from a mutant's key: no head
+    ("Net.forward", "Net.forward"),
+    ("x_train", "x_train"),
+    ("x_train__mutmut_mine", "x_train__mutmut_mine"),
+])
+def test_plain_qualnames_undo_mutmuts_renaming(name, plain):
+    assert tp.plain_qualname(name) == plain

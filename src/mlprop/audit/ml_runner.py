@@ -64,6 +64,10 @@ class WorkItem:
     source: str = field(repr=False)
     tests: list[str] = field(default_factory=list)
     timeout: float = 120.0
+    mutmut_name: str = ""
+    """A mutant of mutmut's (``pkg.mod.x_fn__mutmut_3``), run in ``mutants/`` by naming it
+    in ``MUTANT_UNDER_TEST`` (its trampolines read it on every call) instead of swapping
+    ``source`` in."""
 
 
 # --------------------------------------------------------------------------- code swapping
@@ -141,11 +145,14 @@ def _child(item: WorkItem, extra: Sequence[str], write_fd: int) -> None:
 
         import pytest
 
-        if item.source:  # an empty source is a clean run (no mutant): run every test
+        if item.mutmut_name:
+            os.environ["MUTANT_UNDER_TEST"] = item.mutmut_name
+        elif item.source:  # an empty source is a clean run (no mutant): run every test
             module = importlib.import_module(item.module)
             swap_in(module, item.function, item.source, str(Path(item.path).resolve()))
         collector = _Failures()
-        exit_code = int(pytest.main(_pytest_args(item.tests, extra, stop=bool(item.source)),
+        mutated = bool(item.source or item.mutmut_name)
+        exit_code = int(pytest.main(_pytest_args(item.tests, extra, stop=mutated),
                                     plugins=[collector]))
         payload.update(exit_code=exit_code, failed=collector.nodeids,
                        killed_by=collector.nodeids[0] if collector.nodeids else None)
@@ -168,9 +175,10 @@ def _verdict(item: WorkItem, payload: dict[str, Any] | None, seconds: float) -> 
     if exit_code == 0:
         return MLResult(item.id, "survived", tests=len(item.tests), seconds=seconds)
     if exit_code in (1, 3):
+        clean = not (item.source or item.mutmut_name)
         return MLResult(item.id, "killed", killed_by=payload.get("killed_by"),
                         tests=len(item.tests), seconds=seconds,
-                        detail=" ".join(payload.get("failed", [])) if not item.source else "")
+                        detail=" ".join(payload.get("failed", [])) if clean else "")
     return MLResult(item.id, "suspicious", tests=len(item.tests), seconds=seconds,
                     detail=f"pytest exit code {exit_code}")
 
@@ -228,7 +236,7 @@ def run_items(items: Sequence[WorkItem], *, max_children: int, extra: Sequence[s
 
 
 def _on_training_path(items: list[WorkItem], target: Any, coverage: dict[str, Any],
-                      ) -> tuple[list[WorkItem], list[WorkItem]]:
+                      pytest_args: Sequence[str]) -> tuple[list[WorkItem], list[WorkItem]]:
     """Split ``items`` into those on the training path of ``target``'s model (tests and
     timeout extended: see :mod:`mlprop.audit.training_path`) and the rest."""
     from mlprop.audit import training_path as tp
@@ -238,15 +246,21 @@ def _on_training_path(items: list[WorkItem], target: Any, coverage: dict[str, An
     called = tp.called_functions(target.trained_model, files)
     training = time.monotonic() - started  # each training-path child pays it again
     on_path, rest = tp.split_by_training_path(items, called)
+    if not on_path:
+        return [], rest
+    durations = coverage.get("durations", {})
+    known = sorted({*durations, *(t for item in items for t in item.tests)})
+    using = tp.tests_using_the_model(target, sorted({t.split("::")[0] for t in known}),
+                                     pytest_args)
     model_keys = [key for key in (tp.function_key(target.trained_model),
                                   tp.function_key(target.predict)) if key]
-    durations = coverage.get("durations", {})
     extended = []
     for item in on_path:
         tests = tp.tests_for_training_path(
             tp.mutmut_key(item.module, item.function), item.tests, model_keys=model_keys,
             tests_by_key=coverage.get("tests_by_key", {}),
-            callers=coverage.get("callers", {}), durations=durations)
+            callers=coverage.get("callers", {}), durations=durations,
+            using_the_model=using)
         added = sum(durations.get(test, 0.0) for test in set(tests) - set(item.tests))
         extended.append(replace(item, tests=tests,
                                 timeout=item.timeout + 2 * training + 10 * added))
@@ -296,8 +310,11 @@ def worker_main(spec_path: str) -> int:
                 target = load_target(spec["prepare"])
                 trained = target.trained_model
                 if trained is not None:  # a target without one yet: nothing to warm
-                    training_path, items = _on_training_path(items, target,
-                                                             spec.get("coverage", {}))
+                    training_path, items = _on_training_path(
+                        items, target, spec.get("coverage", {}),
+                        spec.get("pytest_args", []))
+        if spec.get("only_training_path"):  # the others were judged already
+            items = []
     except BaseException as exc:
         send("fatal", message=f"worker set-up failed: {type(exc).__name__}: {exc}")
         return 2
@@ -309,7 +326,7 @@ def worker_main(spec_path: str) -> int:
                   report=lambda result: send("result", **asdict(result)))
 
     run(training_path)  # forked untrained: each child trains with its mutant
-    if trained is not None:
+    if trained is not None and items:
         try:
             trained()
         except BaseException as exc:

@@ -49,6 +49,7 @@ from typing import Any
 
 from mlprop.atomic import atomic_write_text
 from mlprop.audit import report as rep
+from mlprop.audit import retest
 from mlprop.audit.training_path import mutmut_key
 
 DEFAULT_EQUIVALENTS = "equivalent_mutants.toml"
@@ -386,12 +387,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
         process.wait()
         raise
     seconds = time.monotonic() - start
-    guard_file = root / "mutants" / GUARD_FILE
-    if guard_file.is_file():
-        problem = guard_file.read_text(encoding="utf-8").strip()
-        guard_file.unlink()
-        if problem:
-            raise AuditError(problem)
+    _raise_guard_problem(root)
     if process.returncode != 0:
         raise AuditError(f"mutmut run failed (exit code {process.returncode}):\n"
                          + "\n".join(_failure_summary(list(tail))))
@@ -403,6 +399,16 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
         atomic_write_text(state_path, json.dumps({"fingerprint": current, "inputs": inputs}))
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
                      output_tail="\n".join(tail), outcomes=after)
+
+
+def _raise_guard_problem(root: Path) -> None:
+    """AuditError with the import guard's message if a test run of the audit tripped it."""
+    guard_file = root / "mutants" / GUARD_FILE
+    if guard_file.is_file():
+        problem = guard_file.read_text(encoding="utf-8").strip()
+        guard_file.unlink()
+        if problem:
+            raise AuditError(problem)
 
 
 def test_inputs(root: Path, config: MutmutConfig) -> dict[str, str]:
@@ -739,11 +745,27 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
                             extra_tests=suite_tests(root, config))
     started = time.monotonic()
     children = options.max_children or os.cpu_count() or 2
+    current = fingerprint(root, config) + _runner_fingerprint()
+    forgotten = retest.forget_stale_kills(root, current)
+    if forgotten:
+        options.progress(f"training path: {forgotten} earlier re-test kill(s) handed back to "
+                         "mutmut (something they depended on changed)")
     run = run_mutmut(root, config, max_children=options.max_children,
                      progress=options.progress, env=env)
     if not run.outcomes:
         raise AuditError("mutmut left no results in mutants/ (see its output above)")
-    outcomes, stale = rep.apply_equivalents(run.outcomes, equivalents.mutmut)
+    tests_by_key, durations = load_stats(root)
+    try:
+        retested = retest.retest_training_path(
+            root, run.outcomes, target=config.target, current=current,
+            coverage=retest.Coverage(tests_by_key, durations, load_callers(root)),
+            pytest_args=config.pytest_add_cli_args, max_children=children, env=env,
+            progress=options.progress)
+    except RuntimeError as exc:
+        raise AuditError(str(exc)) from None
+    _raise_guard_problem(root)
+    all_outcomes = rep.read_mutmut_results(root, config.mutated_files(root))
+    outcomes, stale = rep.apply_equivalents(all_outcomes, equivalents.mutmut)
     ml = None
     ml_seconds = None
     if options.ml_mutants:
@@ -762,6 +784,7 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
         "max_children": children,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "suite_in_mutant_runs": config.suite,
+        "training_path_retest": retested.as_dict(),
     }
     return build_report(root, outcomes, stale, ml, timing, options.fail_under,
                         equivalents)
