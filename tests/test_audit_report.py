@@ -161,7 +161,9 @@ def sample_report() -> dict:
             "stale_equivalents": [],
         },
         "timing": {"wall_seconds": 12.0, "mutmut_seconds": 10.0, "mutants_tested": 10,
-                   "mutants_per_minute": 60.0, "ml_seconds": 2.0},
+                   "mutants_per_minute": 60.0, "ml_seconds": 2.0,
+                   "training_path_retest": {"survivors": 1, "on_training_path": 1,
+                                            "killed": 0, "seconds": 3.0, "reused": False}},
         "verdict": "mlprop audit: FAILED: 1 ML mutant(s) neither killed nor listed as "
                    "equivalent",
     }
@@ -176,6 +178,7 @@ def test_text_report_has_module_rows_survivor_diffs_and_operator_rows():
     assert "m:f:mode-call:2: survived (drop m.train(), p:9)" in text
     assert "m:f:mode-call:1" not in text  # killed ML mutants are not listed one by one
     assert "10 mutants tested, 60/min" in text
+    assert "training-path re-test 3 s (0 of 1 survivors killed)" in text
     assert text.rstrip().endswith("equivalent")
 
 

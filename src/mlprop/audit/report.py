@@ -322,6 +322,12 @@ def format_text(report: Mapping[str, Any], *, diffs: bool = True) -> str:
                             if timing.get("mutants_per_minute") else "") + ")")
         if timing.get("ml_seconds") is not None:
             parts.append(f"ML mutants {timing['ml_seconds']:.0f} s")
+        retest = timing.get("training_path_retest") or {}
+        if retest.get("on_training_path"):
+            parts.append(f"training-path re-test {retest['seconds']:.0f} s "
+                         f"({retest['killed']} of {retest['on_training_path']} "
+                         "survivors killed" + (", reused" if retest.get("reused") else "")
+                         + ")")
         lines.append("time: " + ", ".join(parts))
     verdict = report.get("verdict")
     if verdict:
