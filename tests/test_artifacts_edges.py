@@ -97,32 +97,33 @@ def test_a_manifest_nested_too_deeply_is_refused_naming_the_file(package: Path):
 # ------------------------------------------------------------------- weights entry
 
 
-@pytest.mark.parametrize("value", [-1, "12", True, 1.5])
-def test_weights_bytes_must_be_a_non_negative_integer(package: Path, value):
-    weights = json.loads((package / MANIFEST_FILE).read_text())["weights"]
-    edit_manifest(package, weights={**weights, "bytes": value})
+def edit_weights_entry(directory: Path, **changes) -> None:
+    """Change fields of the manifest's ``weights`` entry, keeping the others."""
+    weights = json.loads((directory / MANIFEST_FILE).read_text())["weights"]
+    edit_manifest(directory, weights={**weights, **changes})
+
+
+MALFORMED_WEIGHTS_FIELDS = [
+    *(("bytes", value, "must be a non-negative integer") for value in (-1, "12", True, 1.5)),
+    *(("sha256", value, "must be 64 lowercase hex digits")
+      for value in ("A" * 64, "0" * 63, "g" * 64, 12)),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "requirement"), MALFORMED_WEIGHTS_FIELDS)
+def test_a_malformed_weights_field_is_refused_naming_it_and_its_value(
+        package: Path, field: str, value, requirement: str):
+    edit_weights_entry(package, **{field: value})
     error = rejected(package)
     assert error.path == str(package / MANIFEST_FILE)
-    assert error.reason == ("manifest 'weights.bytes' must be a non-negative integer, got "
-                            f"{value!r}")
+    assert error.reason == f"manifest 'weights.{field}' {requirement}, got {value!r}"
 
 
 def test_zero_weights_bytes_passes_the_manifest_and_fails_on_the_file(package: Path):
-    weights = json.loads((package / MANIFEST_FILE).read_text())["weights"]
-    edit_manifest(package, weights={**weights, "bytes": 0})
+    edit_weights_entry(package, bytes=0)
     error = rejected(package)
     assert error.path == str(package / WEIGHTS_FILE)
     assert "manifest says 0 (truncated or replaced)" in error.reason
-
-
-@pytest.mark.parametrize("value", ["A" * 64, "0" * 63, "g" * 64, 12])
-def test_weights_sha256_must_be_64_lowercase_hex_digits(package: Path, value):
-    weights = json.loads((package / MANIFEST_FILE).read_text())["weights"]
-    edit_manifest(package, weights={**weights, "sha256": value})
-    error = rejected(package)
-    assert error.path == str(package / MANIFEST_FILE)
-    assert error.reason == ("manifest 'weights.sha256' must be 64 lowercase hex digits, got "
-                            f"{value!r}")
 
 
 # ------------------------------------------------------------------- weights file
