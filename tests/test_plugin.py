@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase
 
 from mlprop.config import ConfigError
 from mlprop.plugin import DEFAULT_TARGET, resolve_target_spec
@@ -150,6 +151,25 @@ def test_property_settings_cap_and_scale_the_examples():
     assert property_settings(cheap, "thorough", 0.1).max_examples == 50
     assert property_settings(costly, "ci", 0.01).max_examples == 1
     assert property_settings(cheap, "ci").derandomize
+
+
+def test_after_a_failure_costly_properties_and_quick_profiles_skip_the_explain_phase():
+    def cheap():
+        pass
+
+    @examples_at_most(3)
+    def costly():
+        pass
+
+    for profile in ("ci", "mutmut"):
+        assert Phase.explain not in property_settings(cheap, profile).phases
+        assert Phase.shrink in property_settings(cheap, profile).phases
+    assert Phase.explain in property_settings(cheap, "dev").phases
+    assert Phase.explain not in property_settings(costly, "thorough").phases
+    assert property_settings(cheap, "ci").report_multiple_bugs
+    assert not property_settings(cheap, "mutmut").report_multiple_bugs
+    assert not property_settings(costly, "dev").report_multiple_bugs
+    assert property_settings(cheap, "ci", phases=(Phase.generate,)).phases == (Phase.generate,)
 
 
 def test_the_plugin_never_registers_or_loads_a_hypothesis_profile():
@@ -376,6 +396,7 @@ def test_bad_spec_from_environment_names_its_source(pytester, monkeypatch):
 
 EXPECTED_FAILURES_TESTS = '''
 import pytest
+from hypothesis import Phase
 
 def test_declared_and_failing(target):
     assert False, "the pipeline breaks this on purpose"

@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlprop.profiles import apply_settings, property_settings, release_frames_on_failure
+from mlprop.profiles import (
+    apply_settings,
+    examples_at_most,
+    property_settings,
+    release_frames_on_failure,
+)
 
 
 class Model:
@@ -60,3 +65,31 @@ def test_release_is_applied_once():
     first = prop.hypothesis.inner_test
     release_frames_on_failure(prop)
     assert prop.hypothesis.inner_test is first
+
+
+def _calls_until_reported(profile: str, *, costly: bool = False) -> int:
+    """Examples run by an always-failing property before Hypothesis reports the failure."""
+    calls: list[tuple[int, int]] = []
+
+    @given(st.integers(0, 100), st.integers(0, 100))
+    def prop(a, b):
+        calls.append((a, b))
+        raise AssertionError("always fails")
+
+    if costly:
+        prop = examples_at_most(3)(prop)
+    apply_settings(prop, property_settings(prop, profile, database=None))
+    _run(prop)
+    return len(calls)
+
+
+def test_a_failure_is_reported_without_the_explain_phase_replays():
+    """Under ``ci`` and ``mutmut``, and for a costly property under every profile, a failure
+    is reported without the explain phase's replays (hundreds of runs of the failing example:
+    39 s of a SHAP property's 45 s), and a costly property stops at its first failure."""
+    dev = _calls_until_reported("dev")
+    assert dev > 100  # the explain phase runs: what a cheap property keeps in dev
+    assert _calls_until_reported("ci") < 30
+    assert _calls_until_reported("mutmut") < 30
+    for profile in ("dev", "thorough", "ci"):
+        assert _calls_until_reported(profile, costly=True) <= 5
