@@ -276,3 +276,25 @@ def test_trimmed_needs_the_raw_rounds(tmp_path):
     path.write_text(json.dumps({"benchmarks": [{"name": "t", "stats": {"median": 1.0}}]}))
     with pytest.raises(ValueError, match="benchmark-save-data"):
         bench.read_times(path, "trimmed")
+
+
+def test_first_failure_summary_names_the_property_and_the_faults_not_caught():
+    """benchmarks/first_failure.py's bookkeeping: a parametrized property id counts as the
+    property the catalogue names; a fault whose run did not fail is listed as not caught."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("first_failure",
+                                                  REPO / "benchmarks" / "first_failure.py")
+    first_failure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(first_failure)
+
+    assert first_failure.named_property("test_x[noise]") == "test_x"
+    assert first_failure.named_property("test_x") == "test_x"
+    assert first_failure.named_property(None) is None
+    rows = [{"fault": "a", "component": "augment", "seconds": 4.0, "exit_code": 1},
+            {"fault": "b", "component": "augment", "seconds": 8.0, "exit_code": 1},
+            {"fault": "c", "component": "model", "seconds": 30.0, "exit_code": 0}]
+    summary = first_failure.summarize(rows)
+    assert summary["all"] == {"median": 8.0, "worst": 30.0, "count": 3}
+    assert summary["by_component"]["augment"] == {"median": 6.0, "worst": 8.0, "count": 2}
+    assert summary["not_caught"] == ["c"]
