@@ -216,8 +216,13 @@ def test_mean_attribution_maps_agree_across_disjoint_subsets(target, seed):
         model, bg = target.trained_model(), _prep(target, background)
         maps = [np.abs(explain(model, _prep(target, part), bg).values).mean(axis=0).ravel()
                 for part in (first, second)]
-        correlation = float(np.corrcoef(maps[0], maps[1])[0, 1])
         limit = _threshold(target, "attribution_subset_correlation")
+        flat = [index for index, part in enumerate(maps) if np.ptp(part) == 0]
+        if flat:
+            fail("mean |SHAP| maps of two disjoint subsets disagree", f"Pearson r >= {limit}",
+                 f"undefined: the map of subset {flat[0]} is constant ({maps[flat[0]][0]:.3g}"
+                 " for every feature)")
+        correlation = float(np.corrcoef(maps[0], maps[1])[0, 1])
         if not correlation >= limit:
             fail("mean |SHAP| maps of two disjoint subsets disagree",
                  f"Pearson r >= {limit}", f"{correlation:.3f}")

@@ -7,10 +7,13 @@ builds the kill matrix is ``mlprop faults``.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from mlprop.audit.faults import CATALOGUE
 from mlprop.audit.runner import load_properties, run_fault, run_property
+from mlprop.checks import PropertyViolation
 from mlprop.target import load_target
 
 
@@ -53,3 +56,15 @@ def test_clean_target_passes_a_property_that_a_fault_trips(properties, reference
     assert run_property(properties[name], reference) is None
     faulty = CATALOGUE["per_batch_normalization"].inject(reference)
     assert "batch-dependent" in run_property(properties[name], faulty)
+
+
+def test_a_constant_attribution_map_is_named_not_reported_as_nan(properties, reference):
+    """Batch-centred logits make every attribution 0: the subset-agreement property says
+    that a map is constant instead of reporting Pearson r = nan with numpy's divide
+    warning in the user's output."""
+    faulty = CATALOGUE["batch_statistics_in_explained_model"].inject(reference)
+    prop = properties["test_mean_attribution_maps_agree_across_disjoint_subsets"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(PropertyViolation, match="the map of subset 0 is constant"):
+            prop(target=faulty)
