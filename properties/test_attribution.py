@@ -217,12 +217,12 @@ def test_mean_attribution_maps_agree_across_disjoint_subsets(target, seed):
         maps = [np.abs(explain(model, _prep(target, part), bg).values).mean(axis=0).ravel()
                 for part in (first, second)]
         limit = _threshold(target, "attribution_subset_correlation")
+        problem = "mean |SHAP| maps of two disjoint subsets disagree"
+        expected = f"Pearson r >= {limit}"
         flat = [index for index, part in enumerate(maps) if np.ptp(part) == 0]
         if flat:
-            fail("mean |SHAP| maps of two disjoint subsets disagree", f"Pearson r >= {limit}",
-                 f"undefined: the map of subset {flat[0]} is constant ({maps[flat[0]][0]:.3g}"
-                 " for every feature)")
+            fail(problem, expected, f"undefined: the map of subset {flat[0]} is constant "
+                 f"({maps[flat[0]][0]:.3g} for every feature)")
         correlation = float(np.corrcoef(maps[0], maps[1])[0, 1])
         if not correlation >= limit:
-            fail("mean |SHAP| maps of two disjoint subsets disagree",
-                 f"Pearson r >= {limit}", f"{correlation:.3f}")
+            fail(problem, expected, f"{correlation:.3f}")

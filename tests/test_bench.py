@@ -6,6 +6,7 @@ CUDA synchronization is checked on any machine by recording calls to a stand-in 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tomllib
 from pathlib import Path
@@ -222,14 +223,17 @@ def test_benchmarks_never_run_under_the_test_command():
     assert not any("benchmarks" in arg for arg in mutmut["pytest_add_cli_args_test_selection"])
 
 
+def _benchmark_script(name: str):
+    """``benchmarks/<name>.py`` loaded as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_gpu_summary_computes_ratios_and_goals(tmp_path):
     """benchmarks/gpu_summary.py on a made-up GPU result (the real one needs a GPU)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_summary",
-                                                  REPO / "benchmarks" / "gpu_summary.py")
-    summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summary)
+    summary = _benchmark_script("gpu_summary")
 
     def row(variant, batch, seconds, path="device-resident"):
         return {"name": f"{variant}-{batch}", "stats": {"median": seconds},
@@ -281,12 +285,7 @@ def test_trimmed_needs_the_raw_rounds(tmp_path):
 def test_first_failure_summary_names_the_property_and_the_faults_not_caught():
     """benchmarks/first_failure.py's bookkeeping: a parametrized property id counts as the
     property the catalogue names; a fault whose run did not fail is listed as not caught."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("first_failure",
-                                                  REPO / "benchmarks" / "first_failure.py")
-    first_failure = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(first_failure)
+    first_failure = _benchmark_script("first_failure")
 
     assert first_failure.named_property("test_x[noise]") == "test_x"
     assert first_failure.named_property("test_x") == "test_x"

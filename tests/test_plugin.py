@@ -396,7 +396,6 @@ def test_bad_spec_from_environment_names_its_source(pytester, monkeypatch):
 
 EXPECTED_FAILURES_TESTS = '''
 import pytest
-from hypothesis import Phase
 
 def test_declared_and_failing(target):
     assert False, "the pipeline breaks this on purpose"
