@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -26,8 +26,33 @@ class PropertyViolation(AssertionError):
         super().__init__(f"{invariant}\n  expected: {expected}\n  actual:   {actual}")
 
 
-def fail(invariant: str, expected: str, actual: str) -> None:
+def fail(invariant: str, expected: str, actual: str) -> NoReturn:
     raise PropertyViolation(invariant, expected, actual)
+
+
+NOT_CHECKED_PREFIX = "mlprop: not checked: "
+"""Start of the skip reason of a property that could not decide on the target."""
+
+
+def not_checked(reason: str) -> NoReturn:
+    """Stop this property without a verdict: it cannot decide on this target (no input its
+    check applies to, a layer its method cannot handle, a statistical precondition unmet).
+
+    Invariant: a property's own limits never fail a correct pipeline. The property is
+    reported as skipped, and the end of the run (and the report) lists it under "not
+    checked" with ``reason``, which should say what was missing and what would let it
+    decide."""
+    import pytest
+
+    pytest.skip(f"{NOT_CHECKED_PREFIX}{reason}")
+
+
+def is_not_checked(exc: BaseException) -> str | None:
+    """The reason if ``exc`` is a :func:`not_checked` stop, else None."""
+    message = str(getattr(exc, "msg", "") or "")
+    if type(exc).__name__ == "Skipped" and message.startswith(NOT_CHECKED_PREFIX):
+        return message.removeprefix(NOT_CHECKED_PREFIX)
+    return None
 
 
 def as_numpy(value: Any) -> np.ndarray:

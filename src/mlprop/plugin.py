@@ -16,8 +16,11 @@ first. Each property item carries the markers ``mlprop`` and ``mlprop_<component
 (``-m mlprop_preprocess``) and ``--mlprop-components`` selects components. A property that
 needs a Target field the target leaves out (no augmentations, no trained model yet) is
 skipped, and the end of the run lists what was not checked and which field enables it.
-A target's ``expected_failed_checks`` turn the named properties into strict xfails; a
-declaration that names no collected property is reported at the end of the run.
+A property that runs but cannot decide on the target (:func:`mlprop.checks.not_checked`: no
+input its check applies to, a layer its method cannot handle) is skipped too, and listed
+there with its reason. A target's ``expected_failed_checks`` turn the named properties into
+strict xfails; a declaration that names no collected property is reported at the end of the
+run.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import pytest
 
 from mlprop import __version__
-from mlprop.checks import CURRENT_SPEC
+from mlprop.checks import CURRENT_SPEC, NOT_CHECKED_PREFIX
 from mlprop.config import COMPONENTS, ProjectConfig, read_config
 from mlprop.errors import MlpropError
 from mlprop.profiles import (
@@ -124,6 +127,8 @@ class Session:
     scales: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 1.0))
     shard: tuple[int, int] | None = None
     not_checked: dict[str, list[str]] = field(default_factory=dict)
+    undecided: dict[str, str] = field(default_factory=dict)
+    """Properties that ran but could not decide on the target (test id -> why)."""
     unmatched: list[str] = field(default_factory=list)
     properties: int = 0
 
@@ -405,11 +410,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if not report.skipped or not isinstance(report.longrepr, tuple):
         return
     reason = str(report.longrepr[2]).removeprefix("Skipped: ")
-    if not reason.startswith(SKIP_PREFIX):
-        return
-    if not _ACTIVE:
+    if not _ACTIVE or not reason.startswith((SKIP_PREFIX, NOT_CHECKED_PREFIX)):
         return
     session = _ACTIVE[-1]
+    if reason.startswith(NOT_CHECKED_PREFIX):
+        session.undecided[report.nodeid.split("::")[-1]] = reason.removeprefix(
+            NOT_CHECKED_PREFIX)
+        return
     name = report.nodeid.split("::")[-1]
     for field_name in reason.removeprefix(SKIP_PREFIX).split(", "):
         tests = session.not_checked.setdefault(field_name.removeprefix("Target."), [])
@@ -431,8 +438,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     session = config.stash.get(_SESSION, None)
     if session is None:
         return
-    if session.not_checked:
+    if session.not_checked or session.undecided:
         terminalreporter.write_sep("=", "mlprop: not checked", yellow=True)
+    for name, why in session.undecided.items():
+        terminalreporter.write_line(f"{name}: could not decide on this target: {why}")
         for name in sorted(session.not_checked, key=lambda n: (
                 OPTIONAL_FIELDS.index(n) if n in OPTIONAL_FIELDS else len(OPTIONAL_FIELDS), n)):
             tests = session.not_checked[name]

@@ -18,6 +18,7 @@ from pathlib import Path
 from hypothesis import Phase, settings
 
 from mlprop.audit.faults import CATALOGUE, Fault
+from mlprop.checks import is_not_checked
 from mlprop.profiles import apply_settings, property_settings
 from mlprop.target import Target
 
@@ -59,22 +60,47 @@ def _without_shrinking(prop: Property, max_examples: int | None) -> Property:
     return prop
 
 
-def run_property(prop: Property, target: Target, max_examples: int | None = None) -> str | None:
-    """None if ``prop`` holds for ``target``, else the first line of its failure.
+@dataclass(frozen=True)
+class Outcome:
+    """One property on one target: ``status`` is "passed", "failed" or "not checked";
+    ``message`` the first line of the failure, or why it could not decide."""
 
-    ``max_examples`` caps the Hypothesis examples (the full sweep trades depth for time)."""
+    status: str
+    message: str = ""
+
+
+def property_outcome(prop: Property, target: Target,
+                     max_examples: int | None = None) -> Outcome:
+    """Run ``prop`` against ``target`` (every augmentation for a per-augmentation property):
+    failed at the first failure; not checked when it could not decide on any of them."""
+    import pytest
+
     prop = _without_shrinking(prop, max_examples)
     takes_augmentation = "augmentation_name" in _parameters(prop)
     calls = ([{"augmentation_name": name} for name in sorted(target.augmentations)]
              if takes_augmentation else [{}])
+    undecided = []
     for extra in calls:
+        where = f"[{extra['augmentation_name']}] " if extra else ""
         try:
             prop(target=target, **extra)
+        except pytest.skip.Exception as exc:  # not checked: no verdict, so not a catch
+            undecided.append(f"{where}{is_not_checked(exc) or exc}")
         except Exception as exc:  # any failure, including a crash, is a catch
-            where = f"[{extra['augmentation_name']}] " if extra else ""
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"{where}{type(exc).__name__}: {first}"
-    return None
+            return Outcome("failed", f"{where}{type(exc).__name__}: {first}")
+    if undecided and len(undecided) == len(calls):
+        return Outcome("not checked", "; ".join(undecided))
+    return Outcome("passed")
+
+
+def run_property(prop: Property, target: Target, max_examples: int | None = None) -> str | None:
+    """None if ``prop`` holds for ``target`` (or cannot decide on it), else the first line
+    of its failure.
+
+    ``max_examples`` caps the Hypothesis examples (the full sweep trades depth for time)."""
+    outcome = property_outcome(prop, target, max_examples)
+    return outcome.message if outcome.status == "failed" else None
 
 
 def _parameters(prop: Property) -> tuple[str, ...]:

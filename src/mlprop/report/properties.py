@@ -54,6 +54,8 @@ def build_results(*, tests: Sequence[Mapping[str, Any]], session: Any, seconds: 
         not_run.append({"part": ", ".join(unique),
                         "why": f"the target has no {field} (set Target.{field} to check "
                                "them)"})
+    for name, why in (getattr(session, "undecided", None) or {}).items():
+        not_run.append({"part": name, "why": f"could not decide on this target: {why}"})
     shard = getattr(session, "shard", None)
     if shard:
         not_run.append({"part": "properties of the other shards",
