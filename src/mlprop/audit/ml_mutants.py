@@ -64,7 +64,7 @@ def properties_for(operator: str) -> list[str]:
     for name in OPERATOR_FAULTS.get(operator, ()):
         fault = CATALOGUE.get(name)
         if fault is not None:
-            found += [c for c in fault.catches if c not in found]
+            found += [c for c in fault.every_catch if c not in found]
     return found
 
 

@@ -116,16 +116,23 @@ class FaultResult:
     caught_by: dict[str, str] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    expected: tuple[str, ...] | None = None
+    """The properties the fault names for the target it ran in (default: ``catches``)."""
+
+    @property
+    def expected_catches(self) -> tuple[str, ...]:
+        return self.fault.catches if self.expected is None else self.expected
 
     @property
     def expected_missed(self) -> list[str]:
         """Properties the fault names that did not catch it."""
-        return [name for name in self.fault.catches if name not in self.caught_by]
+        return [name for name in self.expected_catches if name not in self.caught_by]
 
     def as_dict(self) -> dict[str, object]:
         """The JSON row of ``mlprop faults --json``."""
         return {"fault": self.fault.name, "component": self.fault.component,
-                "description": self.fault.description, "expected": list(self.fault.catches),
+                "description": self.fault.description,
+                "expected": list(self.expected_catches),
                 "caught_by": self.caught_by, "missed": self.missed, "seconds": self.seconds}
 
 
@@ -135,7 +142,7 @@ def run_fault(fault: Fault, target: Target, properties: Mapping[str, Property],
     """Run the properties (all, or ``only``) against ``fault.inject(target)``."""
     started = time.perf_counter()
     faulty = fault.inject(target)
-    result = FaultResult(fault)
+    result = FaultResult(fault, expected=fault.catches_for(target))
     for name in (list(only) if only is not None else list(properties)):
         if name not in properties:
             raise KeyError(f"fault {fault.name!r} names unknown property {name!r}")
@@ -177,7 +184,7 @@ def format_matrix(results: list[FaultResult], properties: Iterable[str]) -> str:
         status = "CAUGHT" if result.caught_by else "MISSED"
         lines.append(f"{status:6} {result.fault.name} ({result.seconds:.1f}s)")
         for name in sorted(result.caught_by):
-            mark = "*" if name in result.fault.catches else " "
+            mark = "*" if name in result.expected_catches else " "
             lines.append(f"    {mark} {name}")
         for name in result.expected_missed:
             lines.append(f"    ! expected {name} to catch it, it did not")

@@ -119,7 +119,7 @@ def _likely_causes(name: str) -> list[dict[str, str]]:
         return []
     return [{"name": fault.name, "component": fault.component,
              "description": fault.description}
-            for fault in CATALOGUE.values() if name in fault.catches]
+            for fault in CATALOGUE.values() if name in fault.every_catch]
 
 
 @pytest.hookimpl(hookwrapper=True)
