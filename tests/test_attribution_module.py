@@ -9,6 +9,7 @@ from torch import nn
 
 from mlprop.attribution import (
     AttributionError,
+    choose_method,
     diagnose,
     explain,
     max_sensitivity,
@@ -72,19 +73,50 @@ def test_deep_explanations_are_complete_for_a_module_only_network():
     assert result.completeness_gap().max() < 1e-4
 
 
-def test_functional_activation_breaks_completeness():
-    result = explain(_seeded(Functional), _data(1, 3), _data(2, 8))
-    assert result.completeness_gap().max() > 1e-3
+def test_functional_activation_breaks_deep_completeness_so_auto_chooses_expected_gradients():
+    model, inputs, background = _seeded(Functional), _data(1, 3), _data(2, 8)
+    assert explain(model, inputs, background, method="deep").completeness_gap().max() > 1e-3
+    assert choose_method(model, inputs).name == "expected_gradients"
+    result = explain(model, inputs, background)
+    assert result.method == "expected_gradients" and result.samples == 8 * 8
+    assert (result.completeness_gap() <= result.completeness_tolerance(1e-3)).all()
 
 
-def test_inplace_activation_raises_an_attribution_error_naming_the_module():
+def test_reused_activation_fails_deep_by_name_and_auto_explains_it():
+    model = _seeded(Reused)
+    with pytest.raises(AttributionError, match=r"'act' is called 2 times"):
+        explain(model, _data(1, 2), _data(2, 8), method="deep")
+    assert explain(model, _data(1, 2), _data(2, 8)).method == "expected_gradients"
+
+
+def test_inplace_activation_is_explained_exactly_through_a_copy():
     model = _seeded(Good)
     model.body[2] = nn.ReLU(inplace=True)
-    with pytest.raises(AttributionError, match=r"body\.2"):
-        explain(model, _data(1, 2), _data(2, 8))
+    result = explain(model, _data(1, 2), _data(2, 8))
+    assert result.method == "deep" and result.completeness_gap().max() < 1e-4
+    assert model.body[2].inplace
 
 
-@pytest.mark.parametrize("method", ["deep", "gradient"])
+def test_expected_gradients_are_deterministic_and_batch_independent():
+    model, inputs, background = _seeded(Functional), _data(1, 3), _data(2, 8)
+    first = explain(model, inputs, background, method="expected_gradients", seed=3)
+    again = explain(model, inputs, background, method="expected_gradients", seed=3)
+    alone = explain(model, inputs[1:2], background, method="expected_gradients", seed=3)
+    other = explain(model, inputs, background, method="expected_gradients", seed=4)
+    assert np.array_equal(first.values, again.values)
+    np.testing.assert_allclose(alone.values[0], first.values[1], rtol=1e-6, atol=1e-9)
+    assert not np.array_equal(first.values, other.values)
+
+
+def test_the_sampled_tolerance_shrinks_with_more_samples():
+    model, inputs, background = _seeded(Functional), _data(1, 3), _data(2, 8)
+    few = explain(model, inputs, background, method="expected_gradients", nsamples=16)
+    many = explain(model, inputs, background, method="expected_gradients", nsamples=512)
+    assert few.samples == 16 and many.samples == 512
+    assert many.standard_error.mean() < few.standard_error.mean()
+
+
+@pytest.mark.parametrize("method", ["deep", "gradient", "expected_gradients", "auto"])
 def test_explaining_leaves_global_random_state_alone(method):
     model = _seeded(Good)
     np.random.seed(123)

@@ -245,6 +245,101 @@ def jitter_at_inference(target: Target) -> Target:
     return target.replace(preprocess=preprocess)
 
 
+# issue 24: orientation and the declared per-channel normalisation
+
+
+def _valid_batch(target: Target, images: Any) -> bool:
+    """Whether ``images`` passes the schema (the orientation bugs sit after validation)."""
+    return isinstance(images, np.ndarray) and not target.schema.image_violations(images)
+
+
+def _sides_swapped(target: Target, images: Any) -> Any:
+    """``images`` with height and width swapped (each image transposed), in its layout."""
+    if not _valid_batch(target, images):
+        return images
+    return np.ascontiguousarray(np.swapaxes(images, *target.schema.side_axes))
+
+
+def _transposable(target: Target) -> bool:
+    size = target.schema.size
+    return size is None or size[0] == size[1]
+
+
+@fault("preprocess", "test_preprocess_keeps_the_image_orientation", applies=_transposable)
+def transposed_in_preprocess(target: Target) -> Target:
+    """Swaps height and width on the way to channels-first (``permute(0, 3, 2, 1)`` instead of
+    ``permute(0, 3, 1, 2)`` on a channels-last batch): every image reaches the model
+    transposed, and shapes still match for square inputs."""
+    return target.replace(
+        preprocess=lambda images: target.preprocess(_sides_swapped(target, images)))
+
+
+@fault("preprocess", "test_preprocess_keeps_the_image_orientation")
+def upside_down_in_preprocess(target: Target) -> Target:
+    """Reads the rows bottom-up (a decoder with a bottom-left origin, as in BMP files or an
+    OpenGL texture read-back): every image reaches the model upside down."""
+
+    def preprocess(images):
+        if _valid_batch(target, images):
+            images = np.ascontiguousarray(np.flip(images, axis=target.schema.side_axes[0]))
+        return target.preprocess(images)
+
+    return target.replace(preprocess=preprocess)
+
+
+def _declares_normalization(target: Target) -> bool:
+    norm = target.channel_normalization
+    return norm is not None and len(norm[0]) == target.input_shape[0]
+
+
+def _normalization_arrays(target: Target) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = (np.asarray(part, np.float32).reshape(1, -1, 1, 1)
+                 for part in target.channel_normalization)
+    return mean, std
+
+
+@fault("preprocess", "test_preprocess_normalises_constant_images_with_the_declared_constants",
+       applies=_declares_normalization)
+def scaled_by_image_maximum(target: Target) -> Target:
+    """Scales each image by its own maximum (``x / x.max()``, clamped for black images)
+    instead of by 255: a dim image comes out as bright as a saturated one, and every value
+    stays inside the declared range."""
+    mean, std = _normalization_arrays(target)
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images)).astype(np.float32)
+        if out.ndim != 4 or out.shape[1] != mean.shape[1] or len(out) == 0:
+            return out
+        pixels = out * std + mean
+        peak = np.maximum(pixels.max(axis=(1, 2, 3), keepdims=True), np.float32(1 / 255))
+        return ((pixels / peak - mean) / std).astype(np.float32)
+
+    return target.replace(preprocess=preprocess)
+
+
+@fault("preprocess", "test_preprocess_normalises_constant_images_with_the_declared_constants",
+       applies=_declares_normalization, catches_on={"colour": (
+           "test_preprocess_normalises_constant_images_with_the_declared_constants",
+           "test_preprocess_keeps_each_channel_with_its_normalisation")})
+def normalized_twice(target: Target) -> Target:
+    """Applies ``Normalize(mean, std)`` twice (in the dataset transform and again in a model
+    wrapper), with ``input_range`` honestly widened to what comes out, so the range check
+    passes."""
+    mean, std = _normalization_arrays(target)
+    low, high = target.input_range
+    lowest = float(((low - mean) / std).min())
+    highest = float(((high - mean) / std).max())
+
+    def preprocess(images):
+        out = as_numpy(target.preprocess(images)).astype(np.float32)
+        if out.ndim != 4 or out.shape[1] != mean.shape[1]:
+            return out
+        return ((out - mean) / std).astype(np.float32)
+
+    return target.replace(preprocess=preprocess, input_range=(
+        lowest - 1e-3 * (1 + abs(lowest)), highest + 1e-3 * (1 + abs(highest))))
+
+
 # --- augmentation ----------------------------------------------------------------------
 
 
@@ -305,6 +400,46 @@ def inverted_magnitude(target: Target) -> Target:
     """Uses ``1 - magnitude`` as the strength: stronger settings augment less."""
     return _map_augmentations(target, lambda fn: lambda images, *, seed, magnitude: fn(
         images, seed=seed, magnitude=1.0 - magnitude))
+
+
+def _is_rgb(target: Target) -> bool:
+    return target.schema.channels == 3
+
+
+@fault("augment", "test_augmentation_does_not_wrap_around_on_extreme_images", applies=_is_rgb)
+def greyscale_sum_wraps_uint8(target: Target) -> Target:
+    """Adds a random greyscale (each image with probability ``magnitude / 2``) that averages
+    the channels in uint8 arithmetic, ``(R + G + B) // 3``: the sum wraps, so white becomes
+    84 instead of 255, on the few images the draw picks."""
+    schema = target.schema
+
+    def greyscale(images, *, seed, magnitude):
+        last = schema.to_channels_last(np.asarray(images))
+        chosen = np.random.default_rng(seed).random(len(last)) < magnitude / 2
+        out = last.copy()
+        picked = last[chosen]
+        out[chosen] = ((picked[..., 0] + picked[..., 1] + picked[..., 2]) // 3)[..., None]
+        return schema.from_channels_last(out)
+
+    return target.replace(augmentations={
+        **target.augmentations, "greyscale": Augmentation(fn=greyscale, label_preserving=False)})
+
+
+@fault("augment", "test_augmentation_does_not_wrap_around_on_extreme_images")
+def brightness_wraps_uint8(target: Target) -> Target:
+    """Adds a random brightening, applied to a random half of the images, that adds up to
+    ``magnitude * 64`` grey levels in uint8 arithmetic: bright pixels wrap (250 + 8 -> 2)
+    while dark ones are fine."""
+
+    def brighten(images, *, seed, magnitude):
+        images = np.asarray(images)
+        rng = np.random.default_rng(seed)
+        applied = rng.random(len(images)) < 0.5
+        deltas = (magnitude * 64 * rng.random(len(images))).astype(np.uint8) * applied
+        return images + deltas.astype(np.uint8).reshape((-1,) + (1,) * (images.ndim - 1))
+
+    return target.replace(augmentations={
+        **target.augmentations, "brighten": Augmentation(fn=brighten, label_preserving=True)})
 
 
 # --- model -----------------------------------------------------------------------------
@@ -554,35 +689,49 @@ def logits_divided_by_brightness(target: Target) -> Target:
     return target.replace(predict=predict)
 
 
-class _CustomReLU(nn.Module):
-    """An activation written as a custom module calling F.relu (DeepExplainer has no rule)."""
+ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Tanh, nn.Softplus)
+
+
+class _ForgetfulBackward(torch.autograd.Function):
+    """The wrapped activation forward; a hand-written backward that forgets its derivative
+    and returns the incoming gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, activation: nn.Module) -> torch.Tensor:
+        return activation(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class _HandWrittenActivation(nn.Module):
+    """A "memory-efficient" activation: a custom autograd function around ``activation``."""
+
+    def __init__(self, activation: nn.Module) -> None:
+        super().__init__()
+        self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.relu(x)
+        return _ForgetfulBackward.apply(x, self.activation)
 
 
-def _swap_relus(model: nn.Module, make: Callable[[], nn.Module]) -> nn.Module:
+def _swap_activations(model: nn.Module) -> nn.Module:
     for name, child in model.named_children():
-        if isinstance(child, nn.ReLU):
-            setattr(model, name, make())
+        if isinstance(child, ACTIVATIONS):
+            setattr(model, name, _HandWrittenActivation(child))
         else:
-            _swap_relus(child, make)
+            _swap_activations(child)
     return model
 
 
 @fault("model", "test_attributions_are_complete")
-def functional_activation(target: Target) -> Target:
-    """Replaces every nn.ReLU of the trained model by a custom module calling F.relu:
-    predictions are unchanged, SHAP's DeepExplainer silently loses additivity."""
-    return target.replace(trained_model=lambda: _swap_relus(target.trained_model(),
-                                                            _CustomReLU))
-
-
-@fault("model", "test_attributions_are_complete")
-def inplace_activation(target: Target) -> Target:
-    """Uses nn.ReLU(inplace=True) in the trained model: DeepExplainer cannot run."""
-    return target.replace(trained_model=lambda: _swap_relus(target.trained_model(),
-                                                            lambda: nn.ReLU(inplace=True)))
+def activation_backward_ignores_its_derivative(target: Target) -> Target:
+    """Replaces every activation module of the trained model by a "memory-efficient" custom
+    autograd function whose hand-written backward forgets the activation's derivative:
+    predictions are unchanged, but every gradient (training's and the explanations') belongs
+    to another function than the one that predicts."""
+    return target.replace(trained_model=lambda: _swap_activations(target.trained_model()))
 
 
 class _Shattered(nn.Module):
