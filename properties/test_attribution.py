@@ -123,7 +123,8 @@ def test_attributions_are_deterministic_and_leave_global_rng_alone(target, seed)
         numpy_before, torch_before = np.random.get_state()[1].copy(), torch.get_rng_state()
         first = explain(model, _prep(target, chosen), _prep(target, background))
         second = explain(model, _prep(target, chosen), _prep(target, background))
-        assert_close(second.values, first.values, "attributions differ between two runs")
+        assert_close(second.values, first.values, "attributions differ between two runs "
+                     f"(method: {first.method_label})")
         if not (np.array_equal(np.random.get_state()[1], numpy_before)
                 and torch.equal(torch.get_rng_state(), torch_before)):
             fail("explaining changed the global random state", "unchanged", "changed")
@@ -166,7 +167,8 @@ def test_attributions_are_stable_under_small_perturbations(target, seed):
         median, overlap = float(np.median(sensitivities)), float(np.mean(overlaps))
         # per channel (the model's inputs) and per pixel (channels summed): both reported
         views = (f"per channel: top-{k} overlap {overlap:.3f}; per pixel: top-{k_pixels} "
-                 f"overlap {float(np.mean(pixel_overlaps)):.3f}")
+                 f"overlap {float(np.mean(pixel_overlaps)):.3f}; method: "
+                 f"{reference.method_label}")
         if median > _threshold(target, "attribution_max_sensitivity"):
             fail("attributions are unstable under small perturbations",
                  f"median max-sensitivity <= {_threshold(target, 'attribution_max_sensitivity')}",
@@ -242,7 +244,8 @@ def test_attributions_are_batch_independent(target, seed):
         alone = explain(model, _prep(target, chosen[:1]), bg)
         scale = float(np.abs(batch.values[0]).max()) or 1.0
         assert_close(alone.values[0], batch.values[0], "attributions of image 0 change with "
-                     "the batch it is explained in", atol=1e-5 * scale, rtol=1e-4)
+                     f"the batch it is explained in (method: {batch.method_label})",
+                     atol=1e-5 * scale, rtol=1e-4)
 
 
 @examples_at_most(2)
@@ -261,10 +264,11 @@ def test_mean_attribution_maps_agree_across_disjoint_subsets(target, seed):
     second = images[order[BACKGROUND + size:BACKGROUND + 2 * size]]
     with reproduction(target, seed=seed, subset_size=size):
         model, bg = target.trained_model(), _prep(target, background)
-        maps = [np.abs(explain(model, _prep(target, part), bg).values).mean(axis=0).ravel()
-                for part in (first, second)]
+        results = [explain(model, _prep(target, part), bg) for part in (first, second)]
+        maps = [np.abs(result.values).mean(axis=0).ravel() for result in results]
         limit = _threshold(target, "attribution_subset_correlation")
-        problem = "mean |SHAP| maps of two disjoint subsets disagree"
+        problem = ("mean |attribution| maps of two disjoint subsets disagree (method: "
+                   f"{results[0].method_label})")
         expected = f"Pearson r >= {limit}"
         flat = [index for index, part in enumerate(maps) if np.ptp(part) == 0]
         if flat:

@@ -14,6 +14,7 @@ from mlprop.checks import (
     assert_finite,
     assert_shape,
     fail,
+    not_checked,
     reproduction,
     requires,
 )
@@ -153,17 +154,22 @@ def test_preprocess_rejects_invalid_images_with_a_clear_error(target, data):
 @given(data=st.data())
 def test_preprocess_accepts_every_valid_memory_layout(target, data):
     """Fortran-ordered, strided, negative-stride and read-only arrays preprocess to the same
-    output as their C-contiguous copy.
+    output as their C-contiguous copy: every layout of :data:`mlprop.strategies.IMAGE_LAYOUTS`
+    is tried on each drawn batch, so no layout depends on what Hypothesis happens to draw.
 
     Catches: `torch.from_numpy` on a flipped (negative-stride) array, `.view` on a
     non-contiguous array, writes that fail on read-only memory."""
-    images, _ = data.draw(gen.valid_data(target.schema, min_batch=1, max_batch=4,
-                                         varied_layout=True), label="images")
-    with reproduction(target, images=np.ascontiguousarray(images),
-                      strides=images.strides, writeable=images.flags.writeable):
-        assert_close(target.preprocess(images), target.preprocess(np.ascontiguousarray(images)),
-                     "preprocess output depends on the memory layout of its input",
-                     atol=1e-6, rtol=1e-5)
+    images, _ = data.draw(gen.valid_data(target.schema, min_batch=1, max_batch=4),
+                          label="images")
+    images = np.ascontiguousarray(images)
+    expected = as_numpy(target.preprocess(images.copy()))
+    for layout in gen.IMAGE_LAYOUTS:
+        laid_out = gen.in_layout(images, layout)
+        with reproduction(target, images=images, layout=layout, strides=laid_out.strides,
+                          writeable=laid_out.flags.writeable):
+            assert_close(target.preprocess(laid_out), expected,
+                         f"preprocess output depends on the memory layout of its input "
+                         f"({layout!r} layout)", atol=1e-6, rtol=1e-5)
 
 
 # --- colour: channel identity and layout (issue 15) -------------------------------------
@@ -254,3 +260,195 @@ def test_preprocess_rejects_wrong_channels_layout_and_alpha(target, data):
         return
     example = data.draw(gen.invalid_data(target.schema, fields=fields), label="invalid")
     _assert_rejected(target, example)
+
+
+# --- orientation and the declared normalisation (issue 24) -----------------------------
+
+LIT_CONTRAST = 32
+"""Least difference, in grey levels, between the lit half and the background in every channel
+of the half-lit images (enough to stand far above float32 rounding after normalisation)."""
+
+SIDES = {"top": (0, +1), "bottom": (0, -1), "left": (1, +1), "right": (1, -1)}
+"""Lit side -> (image axis it lies along: 0 height, 1 width; +1 the first half, -1 the second)."""
+
+OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def _half_contrasts(out: np.ndarray) -> np.ndarray:
+    """(2, C) mean of the first half minus mean of the second half of each channel of a
+    (C, H, W) model input, along height (row 0) and width (row 1); a middle line is left out."""
+    height, width = out.shape[1:]
+    vertical = out[:, :height // 2].mean(axis=(1, 2)) - out[:, (height + 1) // 2:].mean(axis=(1, 2))
+    horizontal = (out[:, :, :width // 2].mean(axis=(1, 2))
+                  - out[:, :, (width + 1) // 2:].mean(axis=(1, 2)))
+    return np.stack([vertical, horizontal])
+
+
+def _preprocessed_alone(target, channels_last: np.ndarray) -> np.ndarray:
+    """preprocess of one (H, W, C) image in the schema's layout, as float64 (C', H', W')."""
+    image = np.ascontiguousarray(target.schema.from_channels_last(channels_last[np.newaxis]))
+    return as_numpy(target.preprocess(image)).astype(np.float64)[0]
+
+
+@st.composite
+def _half_lit(draw, shape: tuple[int, ...]):
+    """(side, image, lit levels, background levels): an (H, W, C) image lit in one half (the
+    middle line of an odd side drawn in or out), lit brighter or darker than the background
+    in every channel by at least LIT_CONTRAST."""
+    sides = [side for side, (axis, _) in SIDES.items() if shape[axis] >= 2]
+    side = draw(st.sampled_from(sides))
+    axis, direction = SIDES[side]
+    length, count = shape[axis], shape[2]
+    lit_lines = length // 2 + (length % 2 and draw(st.booleans()))
+    dark = np.array(draw(st.lists(st.integers(0, 255 - LIT_CONTRAST), min_size=count,
+                                  max_size=count)))
+    bright = np.minimum(dark + np.array(draw(st.lists(
+        st.integers(LIT_CONTRAST, 255), min_size=count, max_size=count))), 255)
+    lit, background = (bright, dark) if draw(st.booleans()) else (dark, bright)
+    image = np.empty(shape, np.uint8)
+    image[...] = background.astype(np.uint8)
+    band = slice(0, lit_lines) if direction > 0 else slice(length - lit_lines, length)
+    image[(slice(None), band) if axis else band] = lit.astype(np.uint8)
+    return side, image, lit.astype(np.uint8), background.astype(np.uint8)
+
+
+@given(data=st.data())
+def test_preprocess_keeps_the_image_orientation(target, data):
+    """An image lit only in one half (top, bottom, left or right) comes out lit in the same
+    half of the model input, in the declared (C, H, W) layout. Measured on the difference D
+    between the preprocessed image and its mirror image (lit in the other half), so padding
+    and crops common to both cancel: in every channel the contrast of D between the two halves
+    along the lit axis exceeds its contrast across it, and has the sign that the lit level has
+    over the background (two constant images of those levels, so any normalisation, inverting
+    ones included, is judged on its own scale). Halves survive a centre crop, a letterbox or an
+    aspect-preserving resize; the lit side, image size, levels and middle line are drawn.
+
+    Catches: height and width swapped on the way to channels-first (``permute(0, 3, 2, 1)``
+    instead of ``permute(0, 3, 1, 2)``: a transposed image, square shapes still match), and
+    images read upside down (a bottom-left origin) or mirrored."""
+    schema = target.schema
+    low, high = target.input_range
+    tolerance = 1e-4 * (high - low)
+    if min(target.input_shape[1:]) < 2:
+        not_checked(f"the model input {target.input_shape} has a side under 2 pixels: it has no "
+                    "halves to compare")
+    options = {} if schema.size is not None or schema.max_side < 2 else {
+        "min_side": max(2, schema.min_side)}
+    cap = max(gen.DEFAULT_SIDE_CAP, 2 * max(target.input_shape[1:]))  # down- and upscaling
+    shape = schema.to_channels_last(data.draw(_batches(
+        target, min_batch=1, max_batch=1, kinds=("black",), side_cap=cap, **options),
+        label="shape")).shape[1:]
+    if max(shape[:2]) < 2:
+        not_checked(f"the schema's images are {shape[0]}x{shape[1]}: no side has two halves")
+    side, image, lit, background = data.draw(_half_lit(shape), label="half-lit image")
+    axis, direction = SIDES[side]
+    mirror = np.ascontiguousarray(np.flip(image, axis=axis))
+    other = ("left - right", "top - bottom")[axis]
+    along_name = f"{side} - {OPPOSITE[side]}"
+    with reproduction(target, image=schema.from_channels_last(image[np.newaxis]), lit_side=side,
+                      lit_levels=lit.tolist(), background_levels=background.tolist()):
+        contrasts = _half_contrasts(_preprocessed_alone(target, image)
+                                    - _preprocessed_alone(target, mirror))
+        along, across = direction * contrasts[axis], contrasts[1 - axis]
+        response = (_preprocessed_alone(target, np.broadcast_to(lit, shape)).mean(axis=(1, 2))
+                    - _preprocessed_alone(target, np.broadcast_to(background, shape)
+                                          ).mean(axis=(1, 2)))
+        shows = np.maximum(np.abs(along), np.abs(across)) > tolerance
+        if not shows.any():
+            not_checked("an image lit in one half and its mirror image give the same model input "
+                        "in every channel; only a pipeline that keeps where the light is can be "
+                        "judged")
+        swapped = shows & (np.abs(along) <= np.abs(across) + tolerance)
+        if swapped.any():
+            c = int(np.flatnonzero(swapped)[0])
+            fail(f"an image lit in its {side} half does not come out lit along the same axis of "
+                 "the model input: height and width are swapped (a transposed or quarter-turned "
+                 "image)", f"|{along_name} contrast| > |{other} contrast| in channel {c} (of the "
+                 "image minus its mirror image)",
+                 f"{along_name} {along[c]:.4g}, {other} {across[c]:.4g}")
+        calibrated = shows & (np.abs(response) > tolerance)
+        if not calibrated.any():
+            not_checked("constant images of the lit and the background levels give the same "
+                        "model input (a per-image standardisation?), so which way is brighter "
+                        "cannot be told; the flip check needs brightness to reach the model")
+        flipped = calibrated & (np.sign(along) != np.sign(response))
+        if flipped.any():
+            c = int(np.flatnonzero(flipped)[0])
+            what = "upside down" if axis == 0 else "mirrored left to right"
+            fail(f"an image lit in its {side} half comes out lit in the {OPPOSITE[side]} half of "
+                 f"the model input: the image is flipped {what}",
+                 f"{along_name} contrast (of the image minus its mirror image) with the sign of "
+                 f"(constant lit image - constant background image) = {response[c]:.4g} in "
+                 f"channel {c}", f"{along_name} contrast {along[c]:.4g}")
+
+
+def _declared_normalisation(target) -> tuple[np.ndarray, np.ndarray]:
+    """The declared (mean, std), as float64 arrays of shape (C,), after checking that they
+    describe the model input's channels (else not checked)."""
+    if target.channel_normalization is None:
+        not_checked("the target declares no channel_normalization=(mean, std): declare the "
+                    "constants preprocess normalises with to have them checked")
+    mean, std = (np.asarray(part, np.float64) for part in target.channel_normalization)
+    if target.input_shape[0] != len(mean):
+        not_checked(f"channel_normalization gives {len(mean)} channel(s) (one per raw channel) "
+                    f"but the model input has {target.input_shape[0]}: which constant belongs "
+                    "to which model channel is not declared")
+    return mean, std
+
+
+def _normalisation_hint(level: float, value: float, mean: float, std: float) -> str:
+    """What a wrong value looks like, in words (empty when nothing familiar)."""
+    expected = (level / 255 - mean) / std
+    if abs(value - (expected - mean) / std) <= CHANNEL_MEAN_ATOL / std ** 2:
+        return "; it equals the value normalised twice"
+    if 0 < level < 255 and abs(value - (1 - mean) / std) <= CHANNEL_MEAN_ATOL / std:
+        return "; it is what level 255 gives: scaled by the image's own maximum instead of 255?"
+    return ""
+
+
+@requires("channel_normalization")
+@given(data=st.data())
+def test_preprocess_normalises_constant_images_with_the_declared_constants(target, data):
+    """A constant image of level v_c in channel c comes out as (v_c / 255 - mean_c) / std_c at
+    every pixel of channel c of the model input, with the declared `channel_normalization`
+    (mean, std), within half a grey level (resize interpolation and float32 rounding). Levels
+    0, 255 and in between are drawn, the same in every channel or not; images are square, so
+    an aspect-preserving resize or a letterbox adds no padding. Grey targets declare one
+    (mean,), (std,).
+
+    Catches: scaling by each image's own maximum (`x / x.max()`) instead of by 255, and
+    normalising twice (with `input_range` widened to match, so the range check passes);
+    constants that do not match what preprocess really does."""
+    mean, std = _declared_normalisation(target)
+    schema = target.schema
+    shape = data.draw(_batches(target, min_batch=1, max_batch=4, kinds=("black",), square=True),
+                      label="shape").shape
+    count = schema.channels
+    level = st.one_of(st.sampled_from([0, 255]), st.integers(0, 255))
+    rows = []
+    for _ in range(shape[0]):
+        same = data.draw(st.booleans(), label="same level in every channel")
+        rows.append([data.draw(level, label="level")] * count if same else
+                    data.draw(st.lists(level, min_size=count, max_size=count), label="levels"))
+    levels = np.array(rows, np.float64)
+    last = schema.to_channels_last(np.zeros(shape, np.uint8)).shape
+    images = schema.from_channels_last(np.ascontiguousarray(np.broadcast_to(
+        levels.astype(np.uint8)[:, None, None, :], last)))
+    expected = (levels / 255 - mean) / std
+    tolerance = CHANNEL_MEAN_ATOL / std
+    with reproduction(target, shape=shape, levels=levels.astype(int).tolist()):
+        out = as_numpy(target.preprocess(images)).astype(np.float64)
+        error = np.abs(out - expected[:, :, None, None]).max(axis=(2, 3)) / tolerance
+        if error.max() > 1:
+            image, c = np.unravel_index(int(error.argmax()), error.shape)
+            spot = np.unravel_index(int(np.abs(out[image, c] - expected[image, c]).argmax()),
+                                    out.shape[2:])
+            value = float(out[image, c][spot])
+            fail("a constant image does not come out as (v / 255 - mean) / std with the declared "
+                 "channel_normalization",
+                 f"level {levels[image, c]:.0f} in channel {c} -> ({levels[image, c]:.0f} / 255 - "
+                 f"{mean[c]:.4g}) / {std[c]:.4g} = {expected[image, c]:.5g} "
+                 f"(within {tolerance[c]:.2g}) at every pixel",
+                 f"{value:.5g} at pixel {tuple(int(i) for i in spot)} of image {image}, which "
+                 f"reads as level {255 * (value * std[c] + mean[c]):.1f}"
+                 + _normalisation_hint(levels[image, c], value, mean[c], std[c]))

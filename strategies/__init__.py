@@ -14,7 +14,7 @@ them when it is defined, raising :class:`hypothesis.errors.InvalidArgument`. Mod
 Works against any target: only :mod:`mlprop.schema` and :mod:`mlprop.errors` are used.
 """
 
-from mlprop.strategies.data import IMAGE_LAYOUTS, LABEL_DTYPES, valid_data
+from mlprop.strategies.data import IMAGE_LAYOUTS, LABEL_DTYPES, in_layout, valid_data
 from mlprop.strategies.images import (
     COLOUR_MODES,
     DEFAULT_MAX_PIXELS,
@@ -41,6 +41,7 @@ __all__ = [
     "image",
     "image_schemas",
     "images",
+    "in_layout",
     "invalid_data",
     "labelled_batches",
     "labels",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from mlprop.schema import ImageSchema
 from mlprop.strategies._validation import check_bool
 from mlprop.strategies.images import DEFAULT_SIDE_CAP
 from mlprop.strategies.labels import labelled_batches
 
-__all__ = ["IMAGE_LAYOUTS", "LABEL_DTYPES", "valid_data"]
+__all__ = ["IMAGE_LAYOUTS", "LABEL_DTYPES", "in_layout", "valid_data"]
 
 IMAGE_LAYOUTS: tuple[str, ...] = ("C", "F", "strided", "reversed", "readonly")
 """Memory layouts ``valid_data(..., varied_layout=True)`` gives images: C-contiguous,
@@ -23,7 +24,11 @@ LABEL_DTYPES: tuple[np.dtype, ...] = tuple(
 """Integer label dtypes ``valid_data(..., varied_layout=True)`` may use (when they fit)."""
 
 
-def _relayout(batch: np.ndarray, layout: str) -> np.ndarray:
+def in_layout(batch: np.ndarray, layout: str) -> np.ndarray:
+    """``batch`` (the same values) in memory layout ``layout``, one of
+    :data:`IMAGE_LAYOUTS`."""
+    if layout not in IMAGE_LAYOUTS:
+        raise InvalidArgument(f"layout: expected one of {IMAGE_LAYOUTS}, got {layout!r}")
     if layout == "F":
         return np.asfortranarray(batch)
     if layout == "strided":  # every other element of the last axis of a wider array
@@ -44,7 +49,7 @@ def _varied(
     draw: st.DrawFn, pairs: st.SearchStrategy[tuple[np.ndarray, np.ndarray]], num_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     batch, targets = draw(pairs)
-    batch = _relayout(batch, draw(st.sampled_from(IMAGE_LAYOUTS)))
+    batch = in_layout(batch, draw(st.sampled_from(IMAGE_LAYOUTS)))
     fitting = [d for d in LABEL_DTYPES if np.iinfo(d).max >= num_classes - 1]
     return batch, targets.astype(draw(st.sampled_from(fitting)))
 

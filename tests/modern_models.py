@@ -61,24 +61,39 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """torchvision's ResNet layout, narrowed for 1x28x28 inputs."""
+    """torchvision's ResNet layout; the defaults are narrowed for 1x28x28 inputs,
+    :func:`resnet18` gives torchvision's ResNet-18 (7x7 stride-2 stem, 2-2-2-2 blocks)."""
 
-    def __init__(self, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
+    def __init__(self, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, *,
+                 in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64),
+                 blocks: int = 1, stem: nn.Module | None = None) -> None:
         super().__init__()
-        self.conv1 = conv3x3(1, 16)
-        self.bn1 = norm_layer(16)
+        self.conv1 = stem or conv3x3(in_channels, widths[0])
+        self.bn1 = norm_layer(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = BasicBlock(16, 16, norm_layer=norm_layer)
-        self.layer2 = BasicBlock(16, 32, stride=2, norm_layer=norm_layer)
-        self.layer3 = BasicBlock(32, 64, stride=2, norm_layer=norm_layer)
+        layers, inplanes = [], widths[0]
+        for index, planes in enumerate(widths):
+            stage = [BasicBlock(inplanes, planes, 1 if index == 0 else 2, norm_layer)]
+            stage += [BasicBlock(planes, planes, norm_layer=norm_layer)
+                      for _ in range(blocks - 1)]
+            layers.append(nn.Sequential(*stage) if blocks > 1 else stage[0])
+            inplanes = planes
+        self.layer1, self.layer2, self.layer3 = layers[:3]
+        self.layer4 = layers[3] if len(layers) > 3 else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, NUM_CLASSES)
+        self.fc = nn.Linear(widths[-1], NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer3(self.layer2(self.layer1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18() -> ResNet:
+    """torchvision's ``resnet18`` (11.2 M parameters) for 3-channel inputs."""
+    return ResNet(in_channels=3, widths=(64, 128, 256, 512), blocks=2,
+                  stem=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False))
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -263,3 +278,21 @@ efficientnet = _make_target("efficientnet", EfficientNet, epochs=6)
 vit = _make_target("vit", VisionTransformer, epochs=10, lr=2e-3)
 
 TARGETS = (resnet, groupnorm, convnext, efficientnet, vit)
+
+
+def _resnet18_224() -> Target:
+    """A stock-style ResNet-18 on 3x224x224 inputs (tests/large_model.py's preprocessing),
+    *untrained* (training it here would take hours): for the attribution properties' time
+    and memory on a real-size model (benchmarks/attribution_methods.py), not for accuracy."""
+    from tests import large_model
+
+    build = _seeded(resnet18)
+    return Target(name="resnet18-224-stock", schema=large_model.SCHEMA,
+                  input_shape=(3, large_model.SIZE, large_model.SIZE),
+                  input_range=large_model.target.input_range,
+                  preprocess=large_model.preprocess, build_model=build,
+                  trained_model=lambda: build(3).eval(), holdout=pipeline.holdout)
+
+
+resnet18_224 = _resnet18_224()
+

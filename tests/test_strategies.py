@@ -484,3 +484,15 @@ def test_default_invalid_data_leaves_out_defects_a_schema_cannot_have() -> None:
 def test_valid_data_varies_the_memory_layout_of_colour_batches() -> None:
     for images, labels in sample(S.valid_data(RGB, max_batch=3, varied_layout=True), 30):
         RGB.validate(images, labels)
+
+
+def test_in_layout_keeps_the_values_in_every_layout_and_refuses_unknown_ones():
+    batch = np.arange(2 * 5 * 7, dtype=np.uint8).reshape(2, 5, 7)
+    seen = set()
+    for layout in S.IMAGE_LAYOUTS:
+        laid_out = S.in_layout(batch, layout)
+        assert np.array_equal(laid_out, batch), layout
+        seen.add((laid_out.flags.c_contiguous, laid_out.flags.writeable, laid_out.strides))
+    assert len(seen) == len(S.IMAGE_LAYOUTS)  # five different memory layouts
+    with pytest.raises(InvalidArgument, match="layout"):
+        S.in_layout(batch, "diagonal")

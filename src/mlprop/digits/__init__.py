@@ -7,7 +7,7 @@ mutation audit mutates.
 from mlprop.digits import augment
 from mlprop.digits.model import NUM_CLASSES, build_model
 from mlprop.digits.pipeline import holdout, predict, trained_model
-from mlprop.digits.preprocess import INPUT_RANGE, INPUT_SHAPE, SCHEMA, preprocess
+from mlprop.digits.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
 from mlprop.target import Augmentation, Target
 
 AUGMENTATIONS = {
@@ -29,6 +29,7 @@ target = Target(
     predict=predict,
     holdout=holdout,
     min_accuracy=0.95,
+    channel_normalization=((MEAN,), (STD,)),
 )
 
 __all__ = ["NUM_CLASSES", "target"]
