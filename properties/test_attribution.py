@@ -36,8 +36,10 @@ DEFAULTS = {
     "attribution_top_k_overlap": 0.6,  # mean top-k overlap under perturbation
     "attribution_top_k_fraction": 0.05,  # k as a fraction of the input features
     "attribution_subset_correlation": 0.5,  # Pearson r of mean |phi| maps, two subsets
-    "attribution_faithfulness_margin": 0.05,  # top-k drop must beat random by this share
-                                              # of the mean |f(x) - E f(background)|
+    "attribution_faithfulness_fraction": 0.01,  # k of the faithfulness test, as a share of
+                                                # the input features
+    "attribution_faithfulness_margin": 0.02,  # top-k drop must beat random by this share
+                                              # of the image's |f(x) - E f(background)|
 }
 BACKGROUND = 16
 SHAP_SETTINGS = examples_at_most(3)
@@ -187,11 +189,13 @@ RANDOM_SUBSETS = 3
 @given(seed=gen.seeds())
 def test_removing_top_attributed_features_hurts_more_than_random(target, seed):
     """For most images (the median of ``FAITHFULNESS_IMAGES``), replacing the k
-    most-attributed input features by their background mean (the reference attributions are
-    relative to) lowers the class logit more than replacing k random features (the mean of
-    ``RANDOM_SUBSETS`` draws), by a margin that is a share of that image's
-    |f(x) - E f(background)|. Judged per image, so one ambiguous image whose prediction flips
-    under any edit decides nothing.
+    most-attributed input features (1 % by default: the model's most local evidence) by their
+    background mean (the reference attributions are relative to) lowers the class logit more
+    than replacing k random features (the mean of ``RANDOM_SUBSETS`` draws), by a margin of 2 %
+    of that image's |f(x) - E f(background)|. Judged per image, so one ambiguous image whose
+    prediction flips under any edit decides nothing. Measured on correct models (the two
+    references, five modern architectures): the top 1 % beat random by 5 % to 200 % of that
+    scale per image; on a saturated score, by 0.
 
     Catches: attributions that do not point at what the model uses (an explained model
     that is not the served one, saturated outputs that hide every feature)."""
@@ -202,7 +206,7 @@ def test_removing_top_attributed_features_hurts_more_than_random(target, seed):
         result = explain(model, inputs, bg)
         blank = bg.mean(dim=0).reshape(-1)  # the reference the attributions are relative to
         flat = inputs.reshape(len(inputs), -1)
-        k = max(1, int(flat.shape[1] * _threshold(target, "attribution_top_k_fraction")))
+        k = max(1, int(flat.shape[1] * _threshold(target, "attribution_faithfulness_fraction")))
         share = _threshold(target, "attribution_faithfulness_margin")
         rng = np.random.default_rng(seed)
         top_drops, random_drops = [], []

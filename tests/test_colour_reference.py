@@ -24,7 +24,9 @@ from mlprop.target import load_target
 GREY = ImageSchema(num_classes=10, min_side=8, max_side=64)
 CHW = ImageSchema(num_classes=3, min_side=4, max_side=64, channels=3, layout="CHW")
 COLOUR_FAULTS = sorted(name for name, fault in CATALOGUE.items()
-                       if fault.applies is not CATALOGUE["per_batch_normalization"].applies)
+                       if fault.applies(load_target("mlprop.colour:target")))
+"""Every fault that can be planted in the colour reference (not only the colour-only ones):
+each must be caught there by the properties it names for that target (``catches_for``)."""
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,6 @@ ATTRIBUTION = [name for name, prop in PROPERTIES.items()
                if prop.__module__.endswith("test_attribution")]
 ATTRIBUTION_FAULTS = sorted(name for name, fault in CATALOGUE.items()
                             if set(fault.every_catch) & set(ATTRIBUTION))
-KNOWN_MISSES = {
-    ("saturated_logits", "efficientnet"):
-        "the squashed logit still moves when the top-attributed 5 % of the pixels are replaced "
-        "(expected gradients integrate along the path, where the tanh is not saturated), "
-        "more than when random pixels are: the faithfulness property sees no fault",
-}
-
-
 @pytest.mark.parametrize("prop", sorted(PROPERTIES))
 @pytest.mark.parametrize("target", modern_models.TARGETS, ids=lambda t: t.name)
 def test_no_property_fails_a_correct_modern_model(target, prop):
@@ -42,17 +34,8 @@ def test_no_property_fails_a_correct_modern_model(target, prop):
         f"{prop} fails on the correct target {target.name!r}: {outcome.message}")
 
 
-def _fault_cases() -> list:
-    cases = []
-    for target in modern_models.TARGETS:
-        for fault in ATTRIBUTION_FAULTS:
-            why = KNOWN_MISSES.get((fault, target.name))
-            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
-            cases.append(pytest.param(target, fault, marks=marks, id=f"{target.name}-{fault}"))
-    return cases
-
-
-@pytest.mark.parametrize(("target", "fault_name"), _fault_cases())
+@pytest.mark.parametrize("fault_name", ATTRIBUTION_FAULTS)
+@pytest.mark.parametrize("target", modern_models.TARGETS, ids=lambda t: t.name)
 def test_attribution_faults_are_still_caught(target, fault_name):
     fault = CATALOGUE[fault_name]
     faulty = fault.inject(target)
