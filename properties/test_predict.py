@@ -92,8 +92,11 @@ def test_predict_accuracy_on_holdout_meets_the_floor(target, _):
         predicted = as_numpy(target.predict(images)).argmax(axis=1)
         accuracy = float((predicted == labels).mean())
         if accuracy < target.min_accuracy:
-            fail("predict's holdout accuracy is below min_accuracy",
-                 f">= {target.min_accuracy}", f"{accuracy:.4f} on {len(labels)} images")
+            fail("predict's holdout accuracy is below min_accuracy (a floor on the quality of "
+                 "the whole serving path: data, preprocessing, the model served, its training)",
+                 f">= {target.min_accuracy}",
+                 f"{accuracy:.4f} on {len(labels)} images "
+                 f"({int((predicted != labels).sum())} misclassified)")
 
 
 @requires("accepts_grey")

@@ -161,3 +161,20 @@ def test_explain_command_refuses_bad_arguments(tmp_path, capsys):
     assert cli.main(["explain", "--n", "0", "--out", str(tmp_path / "x.png")]) == 2
     assert cli.main(["explain", "--out", str(tmp_path / "x.jpg")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_explaining_emits_no_warning_of_shap_into_the_users_output():
+    """shap's import warns about its colour maps (three PendingDeprecationWarnings): a user's
+    run of the suite from the wheel, without this repository's filterwarnings, must not show
+    them. A fresh process, every warning an error."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from torch import nn; from mlprop.attribution import explain\n"
+            "m = nn.Sequential(nn.Flatten(), nn.Linear(16, 3), nn.ReLU(), nn.Linear(3, 2))\n"
+            "x = torch.rand(3, 1, 4, 4)\n"
+            "print(explain(m, x, x).method, explain(m, x, x, method='expected_gradients').method)")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["deep", "expected_gradients"]

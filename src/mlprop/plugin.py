@@ -20,7 +20,8 @@ A property that runs but cannot decide on the target (:func:`mlprop.checks.not_c
 input its check applies to, a layer its method cannot handle) is skipped too, and listed
 there with its reason. A target's ``expected_failed_checks`` turn the named properties into
 strict xfails; a declaration that names no collected property is reported at the end of the
-run.
+run. Each property that failed is listed there too, under "mlprop: likely causes", with the
+faults of mlprop's catalogue it is known to catch (with or without ``--mlprop-report``).
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ class Session:
     not_checked: dict[str, list[str]] = field(default_factory=dict)
     undecided: dict[str, str] = field(default_factory=dict)
     """Properties that ran but could not decide on the target (test id -> why)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Properties that failed (test id -> property name), for their likely causes."""
     unmatched: list[str] = field(default_factory=list)
     properties: int = 0
 
@@ -405,8 +408,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Record properties skipped for a missing Target field (in the process that reports:
-    the only one under pytest-xdist, where workers collect and run)."""
+    """Record properties skipped for a missing Target field or undecided, and properties
+    that failed (in the process that reports: the only one under pytest-xdist, where workers
+    collect and run)."""
+    if (report.failed and report.when == "call" and _ACTIVE and "mlprop" in report.keywords
+            and not str(report.longrepr).startswith("[XPASS(strict)]")):
+        test_id = report.nodeid.split("::")[-1]
+        _ACTIVE[-1].failed[test_id] = test_id.split("[", 1)[0]
+        return
     if not report.skipped or not isinstance(report.longrepr, tuple):
         return
     reason = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -434,6 +443,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _ACTIVE[:] = [active for active in _ACTIVE if active is not session]
 
 
+def likely_causes(name: str) -> list[dict[str, str]]:
+    """The faults of mlprop's catalogue that property ``name`` is known to catch (on any
+    target), each as ``{"name", "component", "description"}``: the likely causes of its
+    failure. Empty when none does or the catalogue cannot be loaded."""
+    try:
+        from mlprop.audit.faults import CATALOGUE
+    except Exception:
+        return []
+    return [{"name": fault.name, "component": fault.component,
+             "description": " ".join(fault.description.split())}
+            for fault in CATALOGUE.values() if name in fault.every_catch]
+
+
+def write_likely_causes(terminalreporter, failed: Mapping[str, str]) -> None:
+    """Under "mlprop: likely causes", each failed property with the catalogue faults it is
+    known to catch (a property no fault names is left out)."""
+    causes = {test_id: likely_causes(name) for test_id, name in failed.items()}
+    causes = {test_id: found for test_id, found in causes.items() if found}
+    if not causes:
+        return
+    terminalreporter.write_sep("=", "mlprop: likely causes", red=True)
+    for test_id, found in causes.items():
+        terminalreporter.write_line(f"{test_id} failed; bugs it is known to catch (mlprop's "
+                                    "fault catalogue, `mlprop faults`):")
+        for fault in found:
+            terminalreporter.write_line(f"  - {fault['name']} ({fault['component']}): "
+                                        f"{fault['description']}")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(_SESSION, None)
     if session is None:
@@ -442,13 +480,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_sep("=", "mlprop: not checked", yellow=True)
     for name, why in session.undecided.items():
         terminalreporter.write_line(f"{name}: could not decide on this target: {why}")
-        for name in sorted(session.not_checked, key=lambda n: (
-                OPTIONAL_FIELDS.index(n) if n in OPTIONAL_FIELDS else len(OPTIONAL_FIELDS), n)):
-            tests = session.not_checked[name]
-            unique = list(dict.fromkeys(tests))
-            terminalreporter.write_line(
-                f"{len(unique)} properties skipped: the target has no {name} (set "
-                f"Target.{name} to check them): {', '.join(unique)}")
+    for name in sorted(session.not_checked, key=lambda n: (
+            OPTIONAL_FIELDS.index(n) if n in OPTIONAL_FIELDS else len(OPTIONAL_FIELDS), n)):
+        tests = session.not_checked[name]
+        unique = list(dict.fromkeys(tests))
+        terminalreporter.write_line(
+            f"{len(unique)} properties skipped: the target has no {name} (set "
+            f"Target.{name} to check them): {', '.join(unique)}")
+    write_likely_causes(terminalreporter, session.failed)
     if session.unmatched:
         terminalreporter.write_sep("=", "mlprop: expected_failed_checks that match no property",
                                    yellow=True)

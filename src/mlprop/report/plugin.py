@@ -113,13 +113,9 @@ def _replay_command(item: pytest.Item) -> str:
 
 
 def _likely_causes(name: str) -> list[dict[str, str]]:
-    try:
-        from mlprop.audit.faults import CATALOGUE
-    except Exception:
-        return []
-    return [{"name": fault.name, "component": fault.component,
-             "description": fault.description}
-            for fault in CATALOGUE.values() if name in fault.every_catch]
+    from mlprop.plugin import likely_causes
+
+    return likely_causes(name)
 
 
 @pytest.hookimpl(hookwrapper=True)
