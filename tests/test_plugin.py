@@ -605,3 +605,20 @@ def test_xdist_gives_the_serial_verdicts_and_the_not_checked_list(pytester):
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*mlprop: not checked*",
                                      "* properties skipped: the target has no build_model*"])
+
+
+def test_a_threshold_no_property_reads_is_reported(pytester):
+    """A renamed or misspelt threshold must not be silently ignored (the erasure property's
+    `erasure_slack` is gone; `confidence` is read)."""
+    pytester.makepyfile(stale_thresholds=(
+        "from mlprop.target import load_target\n"
+        "target = load_target('mlprop.digits:target').replace(\n"
+        "    thresholds={'erasure_slack': 0.02, 'confidence': 0.8, 'model_batch': 4})\n"))
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "mlprop.properties", "--collect-only", "-q",
+        "--mlprop-target", "stale_thresholds:target")
+    result.stdout.fnmatch_lines(["*mlprop: thresholds that no property reads*",
+                                 "erasure_slack: set in Target(thresholds=...), but no property*"])
+    out = result.stdout.str()
+    assert "confidence: set in" not in out and "model_batch: set in" not in out

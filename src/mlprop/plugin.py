@@ -46,6 +46,7 @@ from mlprop.profiles import (
     profile_name,
     property_settings,
 )
+from mlprop.suite import SUITE_PACKAGE
 from mlprop.target import OPTIONAL_FIELDS, Target, load_target
 
 DEFAULT_TARGET = "mlprop.digits:target"
@@ -133,6 +134,8 @@ class Session:
     failed: dict[str, str] = field(default_factory=dict)
     """Properties that failed (test id -> property name), for their likely causes."""
     unmatched: list[str] = field(default_factory=list)
+    unknown_thresholds: list[str] = field(default_factory=list)
+    """Names in the target's ``thresholds`` that no property reads (a typo, a renamed one)."""
     properties: int = 0
 
 
@@ -405,6 +408,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(reason=f"declared by target: {declared[name]}",
                                               strict=True))
     session.unmatched = sorted(set(declared) - collected_names)
+    if properties:
+        session.unknown_thresholds = sorted(set(target.thresholds) - known_thresholds())
+
+
+BUDGET_THRESHOLDS = frozenset({"model_batch"})
+"""Threshold names read outside the property modules (:mod:`mlprop.budget`)."""
+
+
+def known_thresholds() -> frozenset[str]:
+    """Every threshold name a property reads: the ``DEFAULTS`` of the suite's modules and
+    the model budget's."""
+    import importlib
+
+    names = set(BUDGET_THRESHOLDS)
+    for path in sorted(properties_dir().glob("test_*.py")):
+        module = importlib.import_module(f"{SUITE_PACKAGE}.{path.stem}")
+        names.update(getattr(module, "DEFAULTS", {}))
+    return frozenset(names)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -488,6 +509,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             f"{len(unique)} properties skipped: the target has no {name} (set "
             f"Target.{name} to check them): {', '.join(unique)}")
     write_likely_causes(terminalreporter, session.failed)
+    if session.unknown_thresholds:
+        terminalreporter.write_sep("=", "mlprop: thresholds that no property reads",
+                                   yellow=True)
+        for name in session.unknown_thresholds:
+            terminalreporter.write_line(f"{name}: set in Target(thresholds=...), but no property "
+                                        "reads it (typo or renamed threshold?); known: "
+                                        + ", ".join(sorted(known_thresholds())))
     if session.unmatched:
         terminalreporter.write_sep("=", "mlprop: expected_failed_checks that match no property",
                                    yellow=True)
