@@ -622,3 +622,24 @@ def test_a_threshold_no_property_reads_is_reported(pytester):
                                  "erasure_slack: set in Target(thresholds=...), but no property*"])
     out = result.stdout.str()
     assert "confidence: set in" not in out and "model_batch: set in" not in out
+
+
+def test_a_property_that_cannot_decide_is_listed_as_not_checked_with_its_reason(pytester):
+    spec = _write_toy_target(pytester, "toy_undecided_target", {})
+    pytester.makepyfile(test_undecided=(
+        "from mlprop.checks import not_checked\n"
+        "def test_cannot_decide(target):\n"
+        "    not_checked('no image the augmentation acts on (tried 4)')\n"
+        "def test_decides(target):\n"
+        "    pass\n"))
+    result = _run(pytester, "--mlprop-target", spec, "--mlprop-report", "report")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*mlprop: not checked*",
+        "test_cannot_decide: could not decide on this target: no image the augmentation acts "
+        "on (tried 4)"])
+    import json
+
+    results = json.loads((pytester.path / "report" / "results.json").read_text())
+    assert {"part": "test_cannot_decide", "why": "could not decide on this target: no image "
+            "the augmentation acts on (tried 4)"} in results["not_run"]
