@@ -38,8 +38,9 @@ DEFAULTS = {
     "attribution_subset_correlation": 0.5,  # Pearson r of mean |phi| maps, two subsets
     "attribution_faithfulness_fraction": 0.01,  # k of the faithfulness test, as a share of
                                                 # the input features
-    "attribution_faithfulness_margin": 0.02,  # top-k drop must beat random by this share
-                                              # of the image's |f(x) - E f(background)|
+    "attribution_faithfulness_margin": 0.001,  # top-k drop must beat the typical random
+                                               # drop by this share of the image's
+                                               # |f(x) - E f(background)| (a "no effect" floor)
 }
 BACKGROUND = 16
 SHAP_SETTINGS = examples_at_most(3)
@@ -182,7 +183,7 @@ def test_attributions_are_stable_under_small_perturbations(target, seed):
 
 
 FAITHFULNESS_IMAGES = 5
-RANDOM_SUBSETS = 3
+RANDOM_SUBSETS = 8
 
 
 @SHAP_SETTINGS
@@ -191,11 +192,14 @@ def test_removing_top_attributed_features_hurts_more_than_random(target, seed):
     """For most images (the median of ``FAITHFULNESS_IMAGES``), replacing the k
     most-attributed input features (1 % by default: the model's most local evidence) by their
     background mean (the reference attributions are relative to) lowers the class logit more
-    than replacing k random features (the mean of ``RANDOM_SUBSETS`` draws), by a margin of 2 %
-    of that image's |f(x) - E f(background)|. Judged per image, so one ambiguous image whose
-    prediction flips under any edit decides nothing. Measured on correct models (the two
-    references, five modern architectures): the top 1 % beat random by 5 % to 200 % of that
-    scale per image; on a saturated score, by 0.
+    than replacing k random features typically does (the median of ``RANDOM_SUBSETS`` draws:
+    a random subset that happens to hit the digit is not typical), by at least 0.1 % of that
+    image's |f(x) - E f(background)| (a floor that separates "no effect" from "some").
+    Judged per image, so one ambiguous image whose prediction flips under any edit decides
+    nothing. Measured over 12 seeds on correct models (the two references, a user's
+    torchvision-style ResNet and ConvNeXt with layer scale 1e-6, five modern architectures):
+    the median image clears the floor by 0.4 % to 150 % of that scale; on a saturated score,
+    the top features change nothing (0.0 %).
 
     Catches: attributions that do not point at what the model uses (an explained model
     that is not the served one, saturated outputs that hide every feature)."""
@@ -220,14 +224,14 @@ def test_removing_top_attributed_features_hurts_more_than_random(target, seed):
 
                 top = np.argsort(-result.values[index].reshape(-1), kind="stable")[:k]
                 top_drops.append(drop(torch.from_numpy(top.copy())))
-                random_drops.append(float(np.mean([drop(torch.from_numpy(
+                random_drops.append(float(np.median([drop(torch.from_numpy(
                     rng.choice(flat.shape[1], k, replace=False))) for _ in range(RANDOM_SUBSETS)])))
         margins = share * np.abs(result.outputs - result.baseline)
         excess = np.array(top_drops) - np.array(random_drops) - margins
         if not np.median(excess) > 0:
             fail("removing the top-attributed features hurts no more than random ones",
-                 f"for most of {len(excess)} images: logit drop (top {k}) > drop (random "
-                 f"{k}) + {share} x |f(x) - E f(background)|",
+                 f"for most of {len(excess)} images: logit drop (top {k}) > median drop of "
+                 f"{RANDOM_SUBSETS} random {k} + {share} x |f(x) - E f(background)|",
                  f"in {int((excess > 0).sum())} of {len(excess)} images; top drops "
                  f"{np.round(top_drops, 3).tolist()}, random drops "
                  f"{np.round(random_drops, 3).tolist()}, margins "

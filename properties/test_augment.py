@@ -322,7 +322,8 @@ def test_augmentation_draws_random_parameters_per_image(target, augmentation_nam
     `transforms.v2` transforms draw one angle, offset or crop for every image of the tensor
     they get), so a batch holds one augmentation repeated instead of many."""
     if not target.augmentations[augmentation_name].per_image:
-        return
+        not_checked(f"augmentation {augmentation_name!r} is declared per_image=False: its "
+                    "random parameters are drawn once per batch by design")
     schema = target.schema
     largest = min(schema.max_side, max(schema.min_side, gen.DEFAULT_SIDE_CAP))
     tried = []

@@ -121,7 +121,8 @@ def test_label_preserving_augmentation_keeps_confident_predictions(target, augme
     Catches: an augmentation wrongly declared label-preserving (a flip on digits), a model
     that has not learnt the invariances its augmentations promise."""
     if not target.augmentations[augmentation_name].label_preserving:
-        return
+        not_checked(f"augmentation {augmentation_name!r} is declared label_preserving=False: "
+                    "no prediction is expected to survive it")
     limit = _threshold(target, "invariance_agreement")
     needed = invariance_images_needed(limit)
     images, classes, _ = _confident(target, seed, needed, (

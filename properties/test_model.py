@@ -203,7 +203,11 @@ def test_every_parameter_receives_a_gradient(target, data, seed):
 @examples_at_most(5)
 @given(data=st.data(), seed=gen.seeds())
 def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed):
-    """After one SGD step every parameter with requires_grad has changed.
+    """After one Adam step every parameter with requires_grad has changed. Adam's first
+    step moves each parameter with a non-zero gradient by about its learning rate whatever
+    the gradient's size (``eps`` far below any real gradient), so a parameter behind a tiny
+    scale (ConvNeXt's layer scale of 1e-6, whose plain SGD step is below float32's
+    resolution) is seen to train.
 
     Catches: parameters missing from model.parameters() (plain tensor attributes, layers in
     a Python list instead of nn.ModuleList) and unused layers: they never train."""
@@ -213,7 +217,7 @@ def test_one_optimizer_step_changes_every_trainable_parameter(target, data, seed
         torch.manual_seed(seed)
         model = target.build_model(seed)
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-30)
         _loss_and_gradients(model, _inputs(target, images), torch.from_numpy(labels))
         optimizer.step()
         for name, parameter in model.named_parameters():

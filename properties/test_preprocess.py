@@ -361,8 +361,9 @@ def test_preprocess_keeps_the_image_orientation(target, data):
         swapped = shows & (np.abs(along) <= np.abs(across) + tolerance)
         if swapped.any():
             c = int(np.flatnonzero(swapped)[0])
-            fail(f"an image lit in its {side} half does not come out lit along the same axis of "
-                 "the model input: height and width are swapped (a transposed or quarter-turned "
+            fail(f"an image whose {side} half is set apart (another level than the rest) does "
+                 "not come out set apart along the same axis of the model input: height and "
+                 "width are swapped (a transposed or quarter-turned "
                  "image)", f"|{along_name} contrast| > |{other} contrast| in channel {c} (of the "
                  "image minus its mirror image)",
                  f"{along_name} {along[c]:.4g}, {other} {across[c]:.4g}")
@@ -375,8 +376,9 @@ def test_preprocess_keeps_the_image_orientation(target, data):
         if flipped.any():
             c = int(np.flatnonzero(flipped)[0])
             what = "upside down" if axis == 0 else "mirrored left to right"
-            fail(f"an image lit in its {side} half comes out lit in the {OPPOSITE[side]} half of "
-                 f"the model input: the image is flipped {what}",
+            fail(f"an image whose {side} half is set apart (another level than the rest) comes "
+                 f"out set apart in the {OPPOSITE[side]} half of the model input: the image is "
+                 f"flipped {what}",
                  f"{along_name} contrast (of the image minus its mirror image) with the sign of "
                  f"(constant lit image - constant background image) = {response[c]:.4g} in "
                  f"channel {c}", f"{along_name} contrast {along[c]:.4g}")

@@ -17,15 +17,16 @@ is exact for the model instead of blaming the pipeline for an explainer's limits
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from mlprop import Target
-from mlprop.digits import AUGMENTATIONS, pipeline
-from mlprop.digits.preprocess import INPUT_RANGE, MEAN, SCHEMA, STD, preprocess
+from mlprop.digits import pipeline
+from mlprop.digits.preprocess import INPUT_RANGE, MEAN, STD, preprocess
+from tests.alt_targets import reference_target, seeded
 
 NUM_CLASSES = 10
 
@@ -115,7 +116,7 @@ class ConvNeXtBlock(nn.Module):
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(torch.full((dim,), 0.1))
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))  # torchvision's layer scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.dwconv(x).permute(0, 2, 3, 1)
@@ -213,62 +214,14 @@ class VisionTransformer(nn.Module):
         return self.head(self.ln(self.layers(tokens + self.pos_embedding))[:, 0])
 
 
-def _seeded(make: Callable[[], nn.Module]) -> Callable[[int], nn.Module]:
-    def build(seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return make()
-
-    return build
-
-
-_TRAINED: dict[str, dict[str, torch.Tensor]] = {}
-
-
-def _train(name: str, build: Callable[[int], nn.Module], epochs: int, lr: float) -> nn.Module:
-    """Adam on the reference training split, seeded; the state is kept for the process."""
-    if name not in _TRAINED:
-        splits = pipeline.reference_splits()
-        model = build(1)
-        inputs = torch.from_numpy(preprocess(splits.train.images))
-        labels = torch.from_numpy(splits.train.labels)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        order_rng = np.random.default_rng(1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1)
-            model.train()
-            for _ in range(epochs):
-                order = torch.from_numpy(order_rng.permutation(len(labels)))
-                for start in range(0, len(order), 32):
-                    batch = order[start:start + 32]
-                    optimizer.zero_grad()
-                    nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
-                    optimizer.step()
-        _TRAINED[name] = {k: v.clone() for k, v in model.state_dict().items()}
-    fresh = build(0)
-    fresh.load_state_dict(_TRAINED[name])
-    return fresh.eval()
-
-
 def _make_target(name: str, make: Callable[[], nn.Module], epochs: int, lr: float = 3e-3,
-                 min_accuracy: float = 0.9) -> Target:
-    build = _seeded(make)
-    serving: dict[str, nn.Module] = {}
-
-    def trained_model() -> nn.Module:
-        return _train(name, build, epochs, lr)
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        if "model" not in serving:
-            serving["model"] = trained_model()
-        with torch.no_grad():
-            return torch.softmax(serving["model"](torch.from_numpy(preprocess(images))),
-                                 dim=1).numpy()
-
-    return Target(name=name, schema=SCHEMA, input_shape=(1, 28, 28), input_range=INPUT_RANGE,
-                  preprocess=preprocess, augmentations=AUGMENTATIONS, build_model=build,
-                  trained_model=trained_model, predict=predict, holdout=pipeline.holdout,
-                  min_accuracy=min_accuracy, channel_normalization=((MEAN,), (STD,)))
+                 ) -> Target:
+    """``make``'s model trained on the digits reference (AdamW, batches of 32), with the
+    reference preprocessing and its declared constants."""
+    return dataclasses.replace(
+        reference_target(name, make, preprocess, (1, 28, 28), INPUT_RANGE, epochs, lr=lr,
+                         batch=32, optimizer=torch.optim.AdamW),
+        channel_normalization=((MEAN,), (STD,)))
 
 
 resnet = _make_target("resnet", ResNet, epochs=4)
@@ -286,7 +239,7 @@ def _resnet18_224() -> Target:
     and memory on a real-size model (benchmarks/attribution_methods.py), not for accuracy."""
     from tests import large_model
 
-    build = _seeded(resnet18)
+    build = seeded(resnet18)
     return Target(name="resnet18-224-stock", schema=large_model.SCHEMA,
                   input_shape=(3, large_model.SIZE, large_model.SIZE),
                   input_range=large_model.target.input_range,

@@ -373,7 +373,9 @@ def _gradients(model: nn.Module, points: torch.Tensor, cls: int, chunk: int) -> 
                 raise NotExplainable(
                     "the model's output does not depend differentiably on its input "
                     f"({_detaching_layer(model, points[:1])}): gradient-based attributions "
-                    "cannot explain it, and DeepExplainer cannot either")
+                    "cannot explain it, and DeepExplainer cannot either. To have its "
+                    "attributions checked, let trained_model() return a model whose forward "
+                    "keeps the autograd graph")
             (grad,) = torch.autograd.grad(out.sum(), leaf)
         grads.append(grad.detach())
     return torch.cat(grads)
@@ -405,7 +407,9 @@ def _expected_gradients(model: nn.Module, inputs: torch.Tensor, background: torc
             raise NotExplainable(
                 "no gradient reaches the input although the output changes along the path "
                 f"({_blocking_layer(model, inputs[row:row + 1], cls)}): the model is not "
-                "differentiable there (rounding, sign, argmax, an integer cast)")
+                "differentiable there (rounding, sign, argmax, an integer cast). To have its "
+                "attributions checked, let trained_model() return the model without that "
+                "layer (the float model before quantisation)")
         baseline[row] = float(background_logits[:, cls].mean())
         residuals = totals - differences
         error[row] = float(residuals.std(ddof=1) / np.sqrt(len(residuals))) if len(

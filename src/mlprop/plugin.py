@@ -506,8 +506,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tests = session.not_checked[name]
         unique = list(dict.fromkeys(tests))
         terminalreporter.write_line(
-            f"{len(unique)} properties skipped: the target has no {name} (set "
-            f"Target.{name} to check them): {', '.join(unique)}")
+            f"{len(unique)} {'property' if len(unique) == 1 else 'properties'} skipped: the "
+            f"target has no {name} (set Target.{name} to check "
+            f"{'it' if len(unique) == 1 else 'them'}): {', '.join(unique)}")
     write_likely_causes(terminalreporter, session.failed)
     if session.unknown_thresholds:
         terminalreporter.write_sep("=", "mlprop: thresholds that no property reads",

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, settings
 
 from mlprop.errors import MlpropError
@@ -149,8 +150,15 @@ def _clear_frames(tb: Any) -> None:
         tb = tb.tb_next
 
 
+EXAMPLE_PRINT_THRESHOLD = 64
+"""Arrays drawn by a property print in full up to this many values, else summarised (NumPy's
+``...``): a 16x16x3 image printed whole made one failure 1,100 lines long, twice (the
+reproduction note gives the shape, the range and a digest of the exact bytes)."""
+
+
 def release_frames_on_failure(test: Callable[..., Any]) -> None:
-    """Clear the local variables of every finished frame of a failing example's traceback.
+    """Clear the local variables of every finished frame of a failing example's traceback,
+    and print drawn arrays summarised (:data:`EXAMPLE_PRINT_THRESHOLD`).
 
     Invariant: memory does not grow with shrink steps. While Hypothesis shrinks a failure it
     keeps each failing run's traceback, and the frames keep their locals (a model, its
@@ -164,7 +172,8 @@ def release_frames_on_failure(test: Callable[..., Any]) -> None:
     @functools.wraps(inner)
     def run_example(*args: Any, **kwargs: Any) -> Any:
         try:
-            return inner(*args, **kwargs)
+            with np.printoptions(threshold=EXAMPLE_PRINT_THRESHOLD, edgeitems=3):
+                return inner(*args, **kwargs)
         except BaseException as exc:
             for failure in (exc, exc.__cause__, exc.__context__):
                 if failure is not None:

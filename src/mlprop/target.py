@@ -188,6 +188,15 @@ class Target:
             raise TargetError(name, f"a mapping str -> {value_type}", repr(value))
         object.__setattr__(self, name, _frozen_mapping(value))
 
+    def __repr__(self) -> str:
+        """One line: a failing property prints its arguments, the target among them."""
+        return (f"Target(name={self.name!r}, schema={self.schema!r}, "
+                f"input_shape={self.input_shape!r}, input_range={self.input_range!r}, ...)")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis's (IPython-style) pretty printer: the same one line, not every field."""
+        printer.text(repr(self))
+
     def threshold(self, name: str, default: float) -> float:
         """The target's override of a statistical threshold, else ``default``."""
         return float(self.thresholds.get(name, default))
