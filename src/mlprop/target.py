@@ -22,7 +22,8 @@ from mlprop.schema import ImageSchema
 __all__ = ["OPTIONAL_FIELDS", "Augmentation", "ImageSchema", "Target", "load_target"]
 
 OPTIONAL_FIELDS = ("augmentations", "build_model", "trained_model", "predict", "holdout",
-                   "channel_normalization", "accepts_grey")
+                   "channel_normalization", "accepts_grey", "train", "training_data",
+                   "save_model", "load_model")
 """Target fields a pipeline may leave out (or declarations it may not make); the properties
 that need one are skipped and listed as not checked."""
 
@@ -83,6 +84,13 @@ class Target:
     order, on the [0, 1] pixel scale: ``(x / 255 - mean) / std``); ``accepts_grey=True``
     promises that ``predict`` also takes grayscale ``(N, H, W)`` batches, read as R = G = B.
 
+    The training stage, all optional: ``train(images, labels, *, seed, epochs)`` is the
+    user's own training function on raw images in the schema's format (uint8) and int labels,
+    returning the trained module (it takes ``preprocess`` output); ``training_data()`` gives
+    the ``(images, labels)`` that ``trained_model()`` was trained on, or an iterable of such
+    batches; ``save_model(model, path)`` and ``load_model(path)`` are the user's checkpoint
+    functions (both or neither).
+
     Only ``name``, ``schema``, ``input_shape``, ``input_range`` and ``preprocess`` are
     required: a pipeline without augmentations, a model, a serving path or a holdout set yet
     leaves those fields out (:data:`OPTIONAL_FIELDS`), and the properties that need them are
@@ -104,6 +112,10 @@ class Target:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     channel_normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     accepts_grey: bool = False
+    train: Callable[..., Any] | None = None
+    training_data: Callable[[], Any] | None = None
+    save_model: Callable[[Any, Any], None] | None = None
+    load_model: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -128,6 +140,22 @@ class Target:
         self._check_str_mapping("expected_failed_checks", str)
         self._check_str_mapping("thresholds", (int, float))
         self._check_colour_declarations()
+        self._check_training_stage()
+
+    def _check_training_stage(self) -> None:
+        for name, args, kwargs, doc in (
+                ("train", (None, None), {"seed": 0, "epochs": 1},
+                 "train(images, labels, *, seed, epochs)"),
+                ("training_data", (), {}, "training_data()"),
+                ("save_model", (None, None), {}, "save_model(model, path)"),
+                ("load_model", (None,), {}, "load_model(path)")):
+            if getattr(self, name) is not None:
+                _check_callable(name, getattr(self, name), args, kwargs, f"{doc} (or None)")
+        if (self.save_model is None) != (self.load_model is None):
+            given, missing = (("save_model", "load_model") if self.load_model is None
+                              else ("load_model", "save_model"))
+            raise TargetError(missing, f"a callable: save_model and load_model come together "
+                              f"(both or neither), and {given} is given", "None")
 
     def _check_colour_declarations(self) -> None:
         norm = self.channel_normalization
