@@ -386,10 +386,8 @@ def test_preprocess_keeps_the_image_orientation(target, data):
 
 def _declared_normalisation(target) -> tuple[np.ndarray, np.ndarray]:
     """The declared (mean, std), as float64 arrays of shape (C,), after checking that they
-    describe the model input's channels (else not checked)."""
-    if target.channel_normalization is None:
-        not_checked("the target declares no channel_normalization=(mean, std): declare the "
-                    "constants preprocess normalises with to have them checked")
+    describe the model input's channels (else not checked; a target without the declaration
+    never gets here: ``requires("channel_normalization")``)."""
     mean, std = (np.asarray(part, np.float64) for part in target.channel_normalization)
     if target.input_shape[0] != len(mean):
         not_checked(f"channel_normalization gives {len(mean)} channel(s) (one per raw channel) "

@@ -68,3 +68,18 @@ def test_a_constant_attribution_map_is_named_not_reported_as_nan(properties, ref
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(PropertyViolation, match="the map of subset 0 is constant"):
             prop(target=faulty)
+
+
+def test_the_runner_reports_a_property_whose_field_is_missing_as_not_checked(properties,
+                                                                            reference):
+    """Outside pytest the runner honours ``requires`` as the plugin does: a property that
+    needs a field the target leaves out is not checked (and never called), not a failure."""
+    from mlprop.audit.runner import property_outcome
+
+    bare = reference.replace(trained_model=None, augmentations={})
+    outcome = property_outcome(properties["test_attributions_are_complete"], bare)
+    assert (outcome.status, outcome.message) == ("not checked",
+                                                 "the target has no Target.trained_model")
+    outcome = property_outcome(properties["test_augmentation_keeps_shape_and_dtype"], bare)
+    assert outcome.message == "the target has no Target.augmentations"
+    assert run_property(properties["test_attributions_are_complete"], bare) is None

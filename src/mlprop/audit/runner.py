@@ -69,12 +69,35 @@ class Outcome:
     message: str = ""
 
 
+def missing_fields(prop: Property, target: Target) -> list[str]:
+    """The optional Target fields ``prop`` declares it needs (``requires`` on the function or
+    its module's ``pytestmark``) that ``target`` leaves out: what the pytest plugin skips."""
+    from mlprop.plugin import REQUIRES_MARK
+    from mlprop.target import OPTIONAL_FIELDS
+
+    module = importlib.import_module(prop.__module__)
+    marks = [*getattr(prop, "pytestmark", []), *(
+        module_marks if isinstance(module_marks := getattr(module, "pytestmark", []), list)
+        else [module_marks])]
+    needed = [field_name for mark in marks if getattr(mark, "name", "") == REQUIRES_MARK
+              for field_name in mark.args]
+    if "augmentation_name" in _parameters(prop):
+        needed.append("augmentations")
+    return [name for name in dict.fromkeys(needed)
+            if name in OPTIONAL_FIELDS and not getattr(target, name)]
+
+
 def property_outcome(prop: Property, target: Target,
                      max_examples: int | None = None) -> Outcome:
     """Run ``prop`` against ``target`` (every augmentation for a per-augmentation property):
-    failed at the first failure; not checked when it could not decide on any of them."""
+    failed at the first failure; not checked when it could not decide on any of them, or when
+    the target leaves out a field it needs (as the pytest plugin skips it)."""
     import pytest
 
+    missing = missing_fields(prop, target)
+    if missing:
+        return Outcome("not checked", "the target has no " + ", ".join(
+            f"Target.{name}" for name in missing))
     prop = _without_shrinking(prop, max_examples)
     takes_augmentation = "augmentation_name" in _parameters(prop)
     calls = ([{"augmentation_name": name} for name in sorted(target.augmentations)]
