@@ -41,9 +41,9 @@ def test_save_model_and_load_model_come_together():
     DIGITS.replace(save_model=lambda model, path: None, load_model=lambda path: None)
     with pytest.raises(TargetError, match=r"load_model: expected a callable: save_model and "
                        r"load_model come together \(both or neither\), and save_model is given"):
-        DIGITS.replace(save_model=lambda model, path: None)
+        DIGITS.replace(save_model=lambda model, path: None, load_model=None)
     with pytest.raises(TargetError, match=r"save_model: .*load_model is given"):
-        DIGITS.replace(load_model=lambda path: None)
+        DIGITS.replace(save_model=None, load_model=lambda path: None)
 
 
 def test_one_pair_and_an_iterable_of_batches_are_both_read():

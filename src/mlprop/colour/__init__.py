@@ -7,8 +7,16 @@ channels, per-channel normalisation, channels-last raw images, batch norm, resid
 
 from mlprop.colour import augment
 from mlprop.colour.model import build_model
-from mlprop.colour.pipeline import holdout, predict, trained_model
+from mlprop.colour.pipeline import (
+                                    holdout,
+                                    load_model,
+                                    predict,
+                                    save_model,
+                                    trained_model,
+                                    training_data,
+)
 from mlprop.colour.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
+from mlprop.colour.train import fit
 from mlprop.target import Augmentation, Target
 
 AUGMENTATIONS = {
@@ -31,6 +39,10 @@ target = Target(
     min_accuracy=0.9,
     channel_normalization=(MEAN, STD),
     accepts_grey=True,
+    train=fit,
+    training_data=training_data,
+    save_model=save_model,
+    load_model=load_model,
 )
 
 __all__ = ["target"]

@@ -104,12 +104,27 @@ def reference_package(config: train.TrainConfig = DEFAULT_CONFIG) -> Path:
             metrics = evaluate(splits.test.labels,
                                train.predict_classes(trained, splits.test.images),
                                data.NUM_CLASSES)
-            save_package(path, trained, architecture=ARCHITECTURE, metrics=metrics.as_dict(),
-                         schema=asdict(preprocess.SCHEMA),
-                         preprocessing={"size": preprocess.SIZE, "mean": list(preprocess.MEAN),
-                                        "std": list(preprocess.STD)},
+            save_package(path, trained, **_package_fields(), metrics=metrics.as_dict(),
                          seed=config.seed, extra={"train_config": asdict(config)})
     return path
+
+
+def _package_fields() -> dict[str, object]:
+    return {"architecture": ARCHITECTURE, "schema": asdict(preprocess.SCHEMA),
+            "preprocessing": {"size": preprocess.SIZE, "mean": list(preprocess.MEAN),
+                              "std": list(preprocess.STD)}}
+
+
+def save_model(network: nn.Module, path: str | Path) -> None:
+    """The target's checkpoint writer: ``network`` as a package directory at ``path``
+    (safetensors weights with their SHA-256 in the manifest, written atomically)."""
+    save_package(path, network, **_package_fields(), metrics={}, seed=None)
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """The target's checkpoint reader: the verified package at ``path``, in eval mode;
+    a truncated or altered one raises :class:`PackageIntegrityError`."""
+    return load_package(path, model_dimensions)[0]
 
 
 _STATE: dict[str, dict[str, torch.Tensor]] = {}
@@ -152,6 +167,12 @@ def predict(images: np.ndarray) -> np.ndarray:
     if "reference" not in _SERVING:
         _SERVING["reference"] = trained_model()
     return probabilities(_SERVING["reference"], as_rgb(images))
+
+
+def training_data() -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the train split: exactly what ``trained_model()`` was trained on."""
+    part = reference_splits().train
+    return part.images.copy(), part.labels.copy()
 
 
 def holdout() -> tuple[np.ndarray, np.ndarray]:

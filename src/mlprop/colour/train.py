@@ -53,6 +53,13 @@ def train(images: np.ndarray, labels: np.ndarray, config: TrainConfig = TrainCon
     return network.eval()
 
 
+def fit(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int) -> nn.Module:
+    """The target's ``train``: :func:`train` with ``TrainConfig(seed=seed, epochs=epochs)`` on
+    raw uint8 (N, H, W, 3) ``images`` and int ``labels`` (checked against the schema)."""
+    preprocess.SCHEMA.validate(images, labels)
+    return train(images, labels, TrainConfig(seed=seed, epochs=epochs))
+
+
 def predict_classes(network: nn.Module, images: np.ndarray) -> np.ndarray:
     network.eval()
     with torch.inference_mode():

@@ -6,8 +6,16 @@ mutation audit mutates.
 
 from mlprop.digits import augment
 from mlprop.digits.model import NUM_CLASSES, build_model
-from mlprop.digits.pipeline import holdout, predict, trained_model
+from mlprop.digits.pipeline import (
+                                    holdout,
+                                    load_model,
+                                    predict,
+                                    save_model,
+                                    trained_model,
+                                    training_data,
+)
 from mlprop.digits.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
+from mlprop.digits.train import fit
 from mlprop.target import Augmentation, Target
 
 AUGMENTATIONS = {
@@ -30,6 +38,10 @@ target = Target(
     holdout=holdout,
     min_accuracy=0.95,
     channel_normalization=((MEAN,), (STD,)),
+    train=fit,
+    training_data=training_data,
+    save_model=save_model,
+    load_model=load_model,
 )
 
 __all__ = ["NUM_CLASSES", "target"]

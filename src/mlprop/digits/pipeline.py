@@ -93,14 +93,29 @@ def model_dimensions() -> model.DigitCNN:
     return model.DigitCNN()
 
 
+def _package_fields() -> dict[str, object]:
+    return {"architecture": "DigitCNN", "schema": asdict(preprocess.SCHEMA),
+            "preprocessing": {"size": preprocess.SIZE, "mean": preprocess.MEAN,
+                              "std": preprocess.STD}}
+
+
 def package_model(out: str | Path, trained: nn.Module, metrics: Metrics,
                   config: train.TrainConfig, **extra: object) -> Path:
     """Write the reference model's package with everything needed to serve it."""
-    return save_package(
-        out, trained, architecture="DigitCNN", metrics=metrics.as_dict(),
-        schema=asdict(preprocess.SCHEMA),
-        preprocessing={"size": preprocess.SIZE, "mean": preprocess.MEAN, "std": preprocess.STD},
-        seed=config.seed, extra={"train_config": asdict(config), **extra})
+    return save_package(out, trained, **_package_fields(), metrics=metrics.as_dict(),
+                        seed=config.seed, extra={"train_config": asdict(config), **extra})
+
+
+def save_model(network: nn.Module, path: str | Path) -> None:
+    """The target's checkpoint writer: ``network`` as a package directory at ``path``
+    (safetensors weights with their SHA-256 in the manifest, written atomically)."""
+    save_package(path, network, **_package_fields(), metrics={}, seed=None)
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """The target's checkpoint reader: the verified package at ``path``, in eval mode;
+    a truncated or altered one raises :class:`PackageIntegrityError`."""
+    return load_package(path, model_dimensions)[0]
 
 
 def train_and_evaluate(splits: Splits, config: train.TrainConfig = DEFAULT_CONFIG,
@@ -177,6 +192,12 @@ def predict(images: np.ndarray) -> np.ndarray:
     if "reference" not in _SERVING:
         _SERVING["reference"] = trained_model()
     return probabilities(_SERVING["reference"], images)
+
+
+def training_data() -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the train split: exactly what ``trained_model()`` was trained on."""
+    part = reference_splits().train
+    return part.images.copy(), part.labels.copy()
 
 
 def holdout() -> tuple[np.ndarray, np.ndarray]:

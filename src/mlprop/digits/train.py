@@ -142,3 +142,11 @@ def train(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.nda
                 on_epoch(stats)
     model.eval()
     return result
+
+
+def fit(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int) -> nn.Module:
+    """The target's ``train``: :func:`train` with ``TrainConfig(seed=seed, epochs=epochs)`` on
+    raw uint8 ``images`` and int ``labels``; the model in eval mode. The evaluation pass
+    between epochs runs on the training set itself (it only fills the history)."""
+    config = TrainConfig(seed=seed, epochs=epochs)
+    return train(images, labels, images, labels, config).model
