@@ -9,7 +9,8 @@ them when it is defined, raising :class:`hypothesis.errors.InvalidArgument`. Mod
 - :mod:`mlprop.strategies.schemas`: random valid :class:`~mlprop.schema.ImageSchema` instances;
 - :mod:`mlprop.strategies.data`: ``(images, labels)`` that a schema accepts;
 - :mod:`mlprop.strategies.invalid`: data with exactly one defect, and the field it trips;
-- :mod:`mlprop.strategies.params`: seeds and augmentation magnitudes.
+- :mod:`mlprop.strategies.params`: seeds and augmentation magnitudes;
+- :mod:`mlprop.strategies.training`: small labelled sets any working classifier separates.
 
 Works against any target: only :mod:`mlprop.schema` and :mod:`mlprop.errors` are used.
 """
@@ -27,6 +28,7 @@ from mlprop.strategies.invalid import INVALID_FIELDS, InvalidExample, invalid_da
 from mlprop.strategies.labels import labelled_batches, labels
 from mlprop.strategies.params import MAX_SEED, magnitudes, seeds
 from mlprop.strategies.schemas import image_schemas
+from mlprop.strategies.training import separable_sets
 
 __all__ = [
     "COLOUR_MODES",
@@ -47,5 +49,6 @@ __all__ = [
     "labels",
     "magnitudes",
     "seeds",
+    "separable_sets",
     "valid_data",
 ]

@@ -571,7 +571,8 @@ def test_properties_run_along_the_data_flow(pytester):
     files = [line.split("::")[0].rsplit("/", 1)[-1] for line in result.outlines if "::" in line]
     order = list(dict.fromkeys(files))
     assert order == ["test_preprocess.py", "test_augment.py", "test_model.py",
-                     "test_predict.py", "test_metamorphic.py", "test_attribution.py"]
+                     "test_training.py", "test_predict.py", "test_metamorphic.py",
+                     "test_attribution.py"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -496,3 +497,60 @@ def test_in_layout_keeps_the_values_in_every_layout_and_refuses_unknown_ones():
     assert len(seen) == len(S.IMAGE_LAYOUTS)  # five different memory layouts
     with pytest.raises(InvalidArgument, match="layout"):
         S.in_layout(batch, "diagonal")
+
+
+# --- separable_sets: the training properties' data ----------------------------------------
+
+SEPARABLE_SCHEMAS = [SCHEMA, ImageSchema(num_classes=2, min_side=4, max_side=16),
+                     ImageSchema(num_classes=1000, min_side=16, max_side=64, channels=3,
+                                 layout="HWC"),
+                     ImageSchema(num_classes=5, min_side=8, max_side=64, channels=3,
+                                 layout="CHW", size=(20, 24))]
+
+
+@pytest.mark.parametrize("schema", SEPARABLE_SCHEMAS, ids=["grey", "two", "hwc", "chw"])
+def test_separable_sets_are_valid_balanced_and_separable_by_the_lit_cell(schema):
+    for images, labels in sample(S.separable_sets(schema, max_classes=5), 25):
+        schema.validate(images, labels)
+        assert images.dtype == np.uint8 and labels.dtype == np.int64
+        classes, counts = np.unique(labels, return_counts=True)
+        assert 2 <= len(classes) <= min(5, schema.num_classes) and len(set(counts)) == 1
+        assert len(labels) == len(classes) * counts[0] and 6 <= counts[0] <= 10
+        # the class is readable from where the image is bright: a nearest-centroid rule on
+        # the thresholded pixels is right on every image
+        bright = (schema.to_channels_last(images).mean(axis=-1) > 110).reshape(len(images), -1)
+        centroids = np.stack([bright[labels == c].mean(axis=0) for c in classes])
+        distances = ((bright[:, None, :] - centroids[None]) ** 2).sum(axis=-1)
+        assert (classes[distances.argmin(axis=1)] == labels).all()
+        assert len({image.tobytes() for image in images}) == len(images)
+
+
+def test_separable_sets_draw_grey_and_tinted_colour_images_and_any_class_ids():
+    schema = SEPARABLE_SCHEMAS[2]
+    tinted = reachable(S.separable_sets(schema), lambda pair: any(
+        np.ptp(image[image.mean(axis=-1) > 150].astype(int).mean(axis=0)) > 20
+        for image in pair[0]))
+    assert tinted[0].shape[-1] == 3
+    assert reachable(S.separable_sets(schema), lambda pair: pair[1].max() > 500)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"min_classes": 1}, "min_classes=1 must be at least 2"),
+    ({"min_classes": 4, "max_classes": 3}, "must not be greater than max_classes"),
+    ({"min_per_class": 0}, "min_per_class=0 must be at least 1"),
+    ({"max_per_class": 2.0}, "max_per_class=2.0 must be an int"),
+    ({"max_side": 100}, "outside the schema's side range"),
+    ({"max_classes": 10, "max_side": 3, "min_side": 2},
+     "10 classes need images of at least 4 pixels"),
+])
+def test_separable_sets_reject_bad_options_at_definition(options, message):
+    schema = ImageSchema(num_classes=10, min_side=2, max_side=64)
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        S.separable_sets(schema, **options)
+
+
+def test_separable_sets_reject_a_schema_too_small_for_its_classes():
+    with pytest.raises(InvalidArgument, match="lower max_classes"):
+        S.separable_sets(ImageSchema(num_classes=4, min_side=1, max_side=1))
+    with pytest.raises(InvalidArgument, match=re.escape("must be an mlprop.ImageSchema")):
+        S.separable_sets(10)

@@ -16,7 +16,8 @@ from mlprop.errors import MlpropError
 
 __all__ = ["KEYS", "ConfigError", "ProjectConfig", "read_config", "read_pyproject"]
 
-COMPONENTS = ("preprocess", "augment", "model", "predict", "metamorphic", "attribution")
+COMPONENTS = ("preprocess", "augment", "model", "training", "predict", "metamorphic",
+              "attribution")
 """The suite's components, in the order they run (along the data flow, cheapest first)."""
 
 KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {

@@ -11,7 +11,7 @@ test functions of :mod:`mlprop.properties`) get their settings one by one
 ``--hypothesis-profile`` included.
 
 Properties run component by component along the data flow (preprocess, augment, model,
-predict, metamorphic, attribution), so the cheap properties that most bugs trip report
+training, predict, metamorphic, attribution), so the cheap properties that most bugs trip report
 first. Each property item carries the markers ``mlprop`` and ``mlprop_<component>``
 (``-m mlprop_preprocess``) and ``--mlprop-components`` selects components. A property that
 needs a Target field the target leaves out (no augmentations, no trained model yet) is
@@ -347,8 +347,8 @@ def group_by_module(items: list[pytest.Item]) -> None:
 
 def order_properties(items: list[pytest.Item]) -> None:
     """Put mlprop's properties in suite order in the slots they occupy (other tests keep
-    their places): component along the data flow (preprocess, augment, model, predict,
-    metamorphic, attribution), then within a component the declared cost
+    their places): component along the data flow (preprocess, augment, model, training,
+    predict, metamorphic, attribution), then within a component the declared cost
     (:func:`mlprop.profiles.cost_of`: cheap first), then the order of the module."""
     slots = [index for index, item in enumerate(items) if is_property(item)]
     rank = {name: position for position, name in enumerate(COMPONENTS)}

@@ -991,3 +991,90 @@ def grey_into_red_channel_only(target: Target) -> Target:
         return target.predict(images)
 
     return target.replace(predict=predict)
+
+
+# --- training: the user's own loop (Target.train), wrapped from outside --------------------
+
+
+def _trains(target: Target) -> bool:
+    return target.train is not None
+
+
+def _trains_from_build_model(target: Target) -> bool:
+    return target.train is not None and target.build_model is not None
+
+
+@fault("training", "test_train_same_seed_gives_identical_weights", applies=_trains)
+def train_draws_from_the_global_rng(target: Target) -> Target:
+    """The training loop draws its randomness from the global RNG instead of the seed (an
+    unseeded ``DataLoader(shuffle=True)``): the seed it is given does not fix the result."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        drawn = int(torch.randint(0, 2**31 - 1, ()).item())
+        return original(images, labels, seed=drawn, epochs=epochs)
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_different_seeds_give_different_weights", applies=_trains)
+def train_ignores_its_seed(target: Target) -> Target:
+    """The seed is accepted but never used (a hard-coded ``torch.manual_seed(0)``): every
+    seed of an experiment is the same run."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        return original(images, labels, seed=0, epochs=epochs)
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_leaves_the_callers_arrays_untouched", applies=_trains)
+def train_normalises_the_callers_images_in_place(target: Target) -> Target:
+    """The loop rescales the caller's image array in place (``images //= 2`` on the data set
+    it was given) before training on it: the data changes under the rest of the program."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        np.floor_divide(images, 2, out=images)
+        return original(images, labels, seed=seed, epochs=epochs)
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_learns_a_separable_set", applies=_trains)
+def train_shuffles_labels_apart_from_images(target: Target) -> Target:
+    """Shuffles the labels with one permutation and the images with another (two unseeded
+    shuffles, or a shuffle of one array only): the model learns noise."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        order = np.random.default_rng(seed).permutation(len(labels))
+        return original(images, np.asarray(labels)[order], seed=seed, epochs=epochs)
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_moves_every_trainable_parameter",
+       applies=_trains_from_build_model)
+def train_leaves_a_layer_out_of_the_optimizer(target: Target) -> Target:
+    """One layer's parameters are left out of the optimizer (``Adam(model.head.parameters())``
+    or a layer added after the optimizer was built): it keeps its initial weights. Planted by
+    restoring, after the real loop, the first layer's trainable weights from
+    ``build_model(seed)`` (the initialisation the reference loops start from)."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        model = original(images, labels, seed=seed, epochs=epochs)
+        initial = dict(target.build_model(seed).named_modules())
+        for name, module in model.named_modules():
+            own = {key: p for key, p in module.named_parameters(recurse=False)
+                   if p.requires_grad}
+            if own and name in initial:
+                with torch.no_grad():
+                    for key, parameter in own.items():
+                        parameter.copy_(getattr(initial[name], key))
+                break
+        return model
+
+    return target.replace(train=train)

@@ -1,0 +1,285 @@
+"""Properties of ``target.train(images, labels, *, seed, epochs)``: the user's own training loop.
+
+Each property calls the user's ``train`` on a small labelled set that any working CNN
+separates (:func:`mlprop.strategies.separable_sets`: tens of images) for a few epochs, so the
+loop runs exactly as in production, only on less data. A ``train`` that raises, returns
+something that is not a ``torch.nn.Module``, or a module whose logits do not have the shape
+``(N, num_classes)`` on ``preprocess`` output is a failure naming ``train`` and what came back.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mlprop.strategies as gen
+from mlprop.checks import as_numpy, as_tensor, fail, not_checked, reproduction, requires
+from mlprop.profiles import examples_at_most
+
+pytestmark = requires("train")
+
+DEFAULTS = {"train_accuracy": 0.9, "train_epochs": 30, "train_short_epochs": 2}
+"""``train_accuracy``: the training accuracy ``train`` must reach on a separable set after
+``train_epochs`` epochs (chance is 1/4 with four classes; the digits and colour references
+reach 1.0 on every set drawn, 40 sets each, and 0.69 at most with the labels shuffled). The
+properties that do not need a trained network run ``train_short_epochs``. A target overrides
+any of them with ``Target(thresholds={...})`` (e.g. more epochs for a long warm-up)."""
+
+
+def _setting(target, name: str) -> float:
+    return target.threshold(name, DEFAULTS[name])
+
+
+def _epochs(target, name: str) -> int:
+    return max(1, int(_setting(target, name)))
+
+
+def _call(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; an exception becomes a failure naming ``what``."""
+    try:
+        return fn(*args, **kwargs)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the user's code: any error is a finding, not a crash
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        fail(f"{what} raised {error}", "it to run on valid data", error)
+
+
+def _train(target, images, labels, *, seed: int, epochs: int) -> torch.nn.Module:
+    """The user's ``train``, checked: a Module whose eval-mode logits on ``preprocess(images)``
+    have shape ``(N, num_classes)``."""
+    call = f"train(images, labels, seed={seed}, epochs={epochs})"
+    model = _call(call, target.train, images, labels, seed=seed, epochs=epochs)
+    if not isinstance(model, torch.nn.Module):
+        fail(f"{call} returned a {type(model).__name__}, not the trained torch.nn.Module",
+             "a torch.nn.Module", f"{type(model).__name__}: {repr(model)[:120]}")
+    logits = _logits(target, model, images, call)
+    expected = (len(images), target.schema.num_classes)
+    if tuple(logits.shape) != expected:
+        fail(f"the module {call} returned gives logits of shape {tuple(logits.shape)} on "
+             f"preprocess output, not (N, num_classes) = {expected}", str(expected),
+             str(tuple(logits.shape)))
+    return model
+
+
+def _logits(target, model, images, call: str) -> np.ndarray:
+    inputs = as_tensor(target.preprocess(images))
+    model.eval()
+    with torch.no_grad():
+        return as_numpy(_call(f"the module {call} returned, called on preprocess output",
+                              model, inputs)).copy()
+
+
+def _state(model) -> dict[str, np.ndarray]:
+    return {name: as_numpy(value).copy() for name, value in model.state_dict().items()}
+
+
+def _scramble_global_rngs(salt: int) -> None:
+    """Put torch's, NumPy's and Python's global generators in a state that depends on
+    ``salt``: a loop that draws from them gives different results for different salts."""
+    torch.manual_seed(salt)
+    np.random.seed(salt % 2**32)
+    random.seed(salt)
+
+
+class _GlobalRngs:
+    """Restore the global generators on exit (the property leaves them as it found them)."""
+
+    def __enter__(self):
+        self.states = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.states[0])
+        np.random.set_state(self.states[1])
+        random.setstate(self.states[2])
+        return False
+
+
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_same_seed_gives_identical_weights(target, data, seed):
+    """train(images, labels, seed=s) twice, with the global random generators (torch, NumPy,
+    Python) in different states, gives bitwise identical parameters and buffers and identical
+    eval-mode outputs.
+
+    Catches: a loop that draws from the global RNG (an unseeded ``DataLoader(shuffle=True)``,
+    an augmentation on ``np.random``, dropout without a seeded generator): results that cannot
+    be reproduced from the seed a run reports."""
+    images, labels = data.draw(gen.separable_sets(target.schema), label="training set")
+    epochs = _epochs(target, "train_short_epochs")
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs), \
+            _GlobalRngs():
+        _scramble_global_rngs(seed ^ 0x5EED)
+        first = _train(target, images, labels, seed=seed, epochs=epochs)
+        first_state, first_out = _state(first), _logits(target, first, images, "train")
+        del first
+        _scramble_global_rngs(seed ^ 0xF00D)
+        second = _train(target, images, labels, seed=seed, epochs=epochs)
+        second_state, second_out = _state(second), _logits(target, second, images, "train")
+        differ = [name for name in first_state if name not in second_state
+                  or not np.array_equal(first_state[name], second_state[name])]
+        differ += [name for name in second_state if name not in first_state]
+        if differ:
+            fail(f"train with seed={seed} gives different weights in two runs on the same data",
+                 "bitwise identical parameters and buffers",
+                 f"{len(differ)} of {len(first_state)} entries differ: {differ[:8]}")
+        if not np.array_equal(first_out, second_out):
+            fail(f"train with seed={seed} gives different eval outputs in two runs on the same "
+                 "data", "identical logits",
+                 f"max difference {np.abs(first_out - second_out).max():.3g}")
+
+
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seeds=st.lists(gen.seeds(), min_size=2, max_size=2, unique=True))
+def test_train_different_seeds_give_different_weights(target, data, seeds):
+    """train with two different seeds on the same data gives different weights (a trainer
+    deterministic by design declares this check in ``expected_failed_checks``).
+
+    Catches: a seed accepted but never used (a hard-coded ``manual_seed(0)``): every 'run with
+    another seed' of an experiment is the same run."""
+    images, labels = data.draw(gen.separable_sets(target.schema), label="training set")
+    epochs = _epochs(target, "train_short_epochs")
+    with reproduction(target, images=images, labels=labels, seeds=seeds, epochs=epochs), \
+            _GlobalRngs():
+        _scramble_global_rngs(0)
+        first = _state(_train(target, images, labels, seed=seeds[0], epochs=epochs))
+        _scramble_global_rngs(0)
+        second = _state(_train(target, images, labels, seed=seeds[1], epochs=epochs))
+        floats = [name for name, value in first.items() if value.dtype.kind == "f"]
+        if floats and all(name in second and np.array_equal(first[name], second[name])
+                          for name in floats):
+            fail("train ignores its seed", f"different weights for seeds {seeds}",
+                 f"identical values in all {len(floats)} floating-point entries")
+
+
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_leaves_the_callers_arrays_untouched(target, data, seed):
+    """After train(images, labels, ...) the caller's arrays hold the same bytes, dtype and
+    shape as before; and train also runs on read-only arrays (memory-mapped data sets).
+
+    Catches: normalisation, augmentation or label remapping done in place on the caller's
+    arrays (``images /= 255`` on a view, ``np.random.shuffle(labels)``): the data set changes
+    under the rest of the program, and a second training run sees other data."""
+    images, labels = data.draw(gen.separable_sets(target.schema), label="training set")
+    epochs = _epochs(target, "train_short_epochs")
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs), \
+            _GlobalRngs():
+        given_images, given_labels = images.copy(), labels.copy()
+        _train(target, given_images, given_labels, seed=seed, epochs=epochs)
+        for name, after, before in (("images", given_images, images),
+                                    ("labels", given_labels, labels)):
+            if after.dtype != before.dtype or after.shape != before.shape:
+                fail(f"train changed the caller's {name} array", f"{before.dtype} "
+                     f"{before.shape}", f"{after.dtype} {after.shape}")
+            if not np.array_equal(after, before):
+                changed = int((after != before).sum())
+                fail(f"train wrote into the caller's {name} array", "the same values as passed",
+                     f"{changed} of {before.size} values changed")
+        for array in (given_images, given_labels):
+            array.flags.writeable = False
+        _train(target, given_images, given_labels, seed=seed, epochs=epochs)
+
+
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_learns_a_separable_set(target, data, seed):
+    """train on a small set that any working CNN separates (4 classes, or all of a schema's
+    2 or 3, each a lit cell of a grid; 8-10 images per class) for ``train_epochs`` epochs
+    reaches a training accuracy of at least ``train_accuracy`` (eval mode, on the training
+    images).
+
+    Power: with labels shuffled apart from the images the references score 0.20-0.26 on
+    average and at most 0.69 (60 drawn sets each, threshold 0.9). Four classes, not two: a
+    small network trained on shuffled labels learns each cell's most frequent label, and with
+    two classes of 6 images that is the true one for about 1 set in 7.
+
+    Catches: labels shuffled apart from the images, an optimizer that never steps, a zero
+    learning rate, a loss over the wrong axis, gradients that never reach the weights."""
+    images, labels = data.draw(gen.separable_sets(target.schema, min_classes=4, max_classes=4,
+                                                  min_per_class=8), label="training set")
+    epochs = _epochs(target, "train_epochs")
+    floor = _setting(target, "train_accuracy")
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs), \
+            _GlobalRngs():
+        model = _train(target, images, labels, seed=seed, epochs=epochs)
+        predicted = _logits(target, model, images, "train").argmax(axis=1)
+        accuracy = float((predicted == labels).mean())
+        if accuracy < floor:
+            classes = len(np.unique(labels))
+            fail(f"train does not learn a separable set of {len(labels)} images, {classes} "
+                 f"classes, in {epochs} epochs",
+                 f"training accuracy >= {floor} (chance {1 / classes:.2f})", f"{accuracy:.3f}")
+
+
+class _FirstTrainedForward:
+    """Snapshot of the parameters of the first module run forward with gradients enabled
+    and a trainable parameter (the model being trained, before its first step), through
+    torch's global forward pre-hook: the loop itself is not changed."""
+
+    def __init__(self) -> None:
+        self.initial: dict[str, torch.Tensor] | None = None
+
+    def __enter__(self):
+        def hook(module, args):
+            if self.initial is None and torch.is_grad_enabled():
+                trainable = {name: p.detach().clone()
+                             for name, p in module.named_parameters() if p.requires_grad}
+                if trainable:
+                    self.initial = trainable
+
+        self.handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+        return False
+
+
+def _unwrapped(name: str) -> str:
+    """A parameter name without the prefixes of ``DataParallel``/``DistributedDataParallel``
+    (``module.``) and ``torch.compile`` (``_orig_mod.``): the loop may train the wrapper and
+    return the module inside, or the other way round."""
+    parts = name.split(".")
+    while len(parts) > 1 and parts[0] in ("module", "_orig_mod"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_moves_every_trainable_parameter(target, data, seed):
+    """Every parameter that is trainable (``requires_grad``) when the loop first runs the
+    model forward has a different value in the module train returns; the failure names those
+    that did not move.
+
+    Catches: a layer left out of the optimizer (``Adam(model.head.parameters())``, parameters
+    of a layer added after the optimizer was built), a detached branch, a layer frozen by
+    mistake: it keeps its random initial weights."""
+    images, labels = data.draw(gen.separable_sets(target.schema), label="training set")
+    epochs = _epochs(target, "train_short_epochs")
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs), \
+            _GlobalRngs():
+        with _FirstTrainedForward() as watch:
+            model = _train(target, images, labels, seed=seed, epochs=epochs)
+        if watch.initial is None:
+            not_checked("train ran no forward pass with gradients enabled through a module "
+                        "with trainable parameters, so the initial weights were not seen")
+        final = {_unwrapped(name): p for name, p in model.named_parameters()}
+        initial = {_unwrapped(name): value for name, value in watch.initial.items()}
+        common = [name for name in initial if name in final]
+        if not common:
+            not_checked("the parameters of the module train returned are named differently "
+                        "from those of the module it trained (a wrapper or a copy); return the "
+                        "trained module itself")
+        still = [name for name in common
+                 if torch.equal(final[name].detach(), initial[name])]
+        if still:
+            fail(f"train left {len(still)} of {len(common)} trainable parameters at their "
+                 f"initial values: {still[:12]}", "every trainable parameter moves during "
+                 "training", f"unchanged: {still}")
