@@ -1,4 +1,5 @@
-"""Properties of ``target.train(images, labels, *, seed, epochs)``: the user's own training loop.
+"""Properties of the training stage: ``target.train(images, labels, *, seed, epochs)`` (the
+user's own training loop) and ``target.save_model`` / ``load_model`` (the user's checkpoints).
 
 Each property calls the user's ``train`` on a small labelled set that any working CNN
 separates (:func:`mlprop.strategies.separable_sets`: tens of images) for a few epochs, so the
@@ -19,8 +20,6 @@ from hypothesis import strategies as st
 import mlprop.strategies as gen
 from mlprop.checks import as_numpy, as_tensor, fail, not_checked, reproduction, requires
 from mlprop.profiles import examples_at_most
-
-pytestmark = requires("train")
 
 DEFAULTS = {"train_accuracy": 0.9, "train_epochs": 30, "train_short_epochs": 2}
 """``train_accuracy``: the training accuracy ``train`` must reach on a separable set after
@@ -100,6 +99,7 @@ class _GlobalRngs:
         return False
 
 
+@requires("train")
 @examples_at_most(2, cost=3)
 @given(data=st.data(), seed=gen.seeds())
 def test_train_same_seed_gives_identical_weights(target, data, seed):
@@ -134,6 +134,7 @@ def test_train_same_seed_gives_identical_weights(target, data, seed):
                  f"max difference {np.abs(first_out - second_out).max():.3g}")
 
 
+@requires("train")
 @examples_at_most(2, cost=3)
 @given(data=st.data(), seeds=st.lists(gen.seeds(), min_size=2, max_size=2, unique=True))
 def test_train_different_seeds_give_different_weights(target, data, seeds):
@@ -157,6 +158,7 @@ def test_train_different_seeds_give_different_weights(target, data, seeds):
                  f"identical values in all {len(floats)} floating-point entries")
 
 
+@requires("train")
 @examples_at_most(2, cost=3)
 @given(data=st.data(), seed=gen.seeds())
 def test_train_leaves_the_callers_arrays_untouched(target, data, seed):
@@ -186,6 +188,7 @@ def test_train_leaves_the_callers_arrays_untouched(target, data, seed):
         _train(target, given_images, given_labels, seed=seed, epochs=epochs)
 
 
+@requires("train")
 @examples_at_most(2, cost=3)
 @given(data=st.data(), seed=gen.seeds())
 def test_train_learns_a_separable_set(target, data, seed):
@@ -251,6 +254,7 @@ def _unwrapped(name: str) -> str:
     return ".".join(parts)
 
 
+@requires("train")
 @examples_at_most(2, cost=3)
 @given(data=st.data(), seed=gen.seeds())
 def test_train_moves_every_trainable_parameter(target, data, seed):
@@ -283,3 +287,135 @@ def test_train_moves_every_trainable_parameter(target, data, seed):
             fail(f"train left {len(still)} of {len(common)} trainable parameters at their "
                  f"initial values: {still[:12]}", "every trainable parameter moves during "
                  "training", f"unchanged: {still}")
+
+
+def _model_to_save(target, seed: int) -> torch.nn.Module:
+    """The model a checkpoint test saves: the trained one (real weights and batch-norm
+    statistics) when the target has it, else a freshly built one."""
+    if target.trained_model is not None:
+        return _call("trained_model()", target.trained_model)
+    if target.build_model is not None:
+        return _call(f"build_model({seed})", target.build_model, seed)
+    not_checked("a checkpoint needs a model to save: the target has neither trained_model "
+                "nor build_model")
+
+
+def _modes(model: torch.nn.Module) -> dict[str, bool]:
+    return {name: module.training for name, module in model.named_modules()}
+
+
+def _checkpoint_images(target, data) -> np.ndarray:
+    if target.holdout is not None:
+        images, _ = target.holdout()
+        if len(images):
+            return images[:8]
+    return data.draw(gen.images(target.schema, min_batch=2, max_batch=4), label="images")
+
+
+@requires("save_model", "load_model")
+@examples_at_most(2, cost=2)
+@given(data=st.data(), seed=gen.seeds())
+def test_load_model_after_save_model_restores_weights_buffers_and_outputs(target, data, seed):
+    """``load_model(path)`` after ``save_model(model, path)`` gives bitwise the same
+    parameters and buffers and the same eval-mode outputs, and saving leaves the model as it
+    was (its state and every module's train/eval mode).
+
+    Catches: a checkpoint that stores the parameters but not the batch-norm statistics, a
+    lossy save (float16 "to halve the file"), a save that switches the model to eval mode
+    or moves it under the caller's feet."""
+    import tempfile
+    from pathlib import Path
+
+    model = _model_to_save(target, seed)
+    images = _checkpoint_images(target, data)
+    before_state, before_modes = _state(model), _modes(model)
+    expected = _logits(target, model, images, "the model to save")
+    model.train(before_modes.get("", model.training))
+    for name, module in model.named_modules():
+        module.training = before_modes[name]
+    with reproduction(target, seed=seed, images=images), \
+            tempfile.TemporaryDirectory(prefix="mlprop-checkpoint-") as directory:
+        path = Path(directory) / "checkpoint"
+        _call("save_model(model, path)", target.save_model, model, path)
+        changed = [n for n, v in _state(model).items() if not np.array_equal(v, before_state[n])]
+        if changed or _modes(model) != before_modes:
+            fail("save_model changed the model it saved", "the same state and train/eval "
+                 "mode as before saving", f"state entries changed: {changed[:8]}; modes "
+                 f"changed: {_modes(model) != before_modes}")
+        loaded = _call("load_model(path)", target.load_model, path)
+        if not isinstance(loaded, torch.nn.Module):
+            fail("load_model returned something that is not a torch.nn.Module",
+                 "a torch.nn.Module", type(loaded).__name__)
+        restored = _state(loaded)
+        missing = sorted(set(before_state) - set(restored))
+        differ = [n for n in before_state if n in restored
+                  and not np.array_equal(before_state[n], restored[n])]
+        if missing or differ:
+            fail("load_model(save_model(model)) does not restore the saved state",
+                 "every parameter and buffer, bitwise", f"missing {missing[:8]}, differing "
+                 f"{differ[:8]} (of {len(before_state)} entries)")
+        actual = _logits(target, loaded, images, "the loaded model")
+        if not np.array_equal(actual, expected):
+            fail("the loaded model gives other eval outputs than the saved one",
+                 "identical logits", f"max difference {np.abs(actual - expected).max():.3g}")
+
+
+def _damaged(path, how: str, position: float) -> None:
+    """Damage the largest file of the checkpoint at ``path`` (a file or a directory): cut it
+    to half its size, or flip one bit at ``position`` (a share of its length)."""
+    from pathlib import Path
+
+    root = Path(path)
+    files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    largest = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    if how == "truncated":
+        data = data[:len(data) // 2]
+    else:
+        data[int(len(data) * position)] ^= 0x10
+    largest.write_bytes(bytes(data))
+
+
+@requires("save_model", "load_model")
+@examples_at_most(1, cost=2)
+@given(seed=gen.seeds())
+def test_a_damaged_checkpoint_does_not_load_silently(target, seed):
+    """A checkpoint truncated to half, or with one bit flipped in its largest file, makes
+    ``load_model`` raise; it never loads into a model with other weights as if nothing
+    happened. (A flip that lands where the reader never looks, and loads the saved weights
+    exactly, is no finding; three positions are tried.)
+
+    Catches: checkpoints written and read without an integrity check (plain ``torch.save`` /
+    ``torch.load``: a flipped bit in a tensor loads silently), so a disk or transfer error
+    ships a model nobody trained. Fix: store a SHA-256 of the weights beside them and verify
+    it on load (as mlprop's own packages do)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    model = _model_to_save(target, seed)
+    saved = _state(model)
+    with reproduction(target, seed=seed), \
+            tempfile.TemporaryDirectory(prefix="mlprop-checkpoint-") as directory:
+        original = Path(directory) / "checkpoint"
+        _call("save_model(model, path)", target.save_model, model, original)
+        for how, positions in (("truncated", (0.5,)), ("bit-flipped", (0.5, 0.35, 0.65))):
+            for position in positions:
+                path = Path(directory) / f"{how}-{position}"
+                if original.is_dir():
+                    shutil.copytree(original, path)
+                else:
+                    shutil.copyfile(original, path)
+                _damaged(path, how, position)
+                try:
+                    loaded = target.load_model(path)
+                except Exception:
+                    break  # refused: what the property asks
+                restored = _state(loaded) if isinstance(loaded, torch.nn.Module) else {}
+                differ = [n for n in saved if n not in restored
+                          or not np.array_equal(saved[n], restored[n])]
+                if differ:
+                    fail(f"load_model loaded a {how} checkpoint without an error",
+                         "an error (store a SHA-256 of the weights and check it on load)",
+                         f"a model whose {len(differ)} of {len(saved)} entries differ from "
+                         f"the saved ones ({differ[:4]})")

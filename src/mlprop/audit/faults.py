@@ -1078,3 +1078,80 @@ def train_leaves_a_layer_out_of_the_optimizer(target: Target) -> Target:
         return model
 
     return target.replace(train=train)
+
+
+def _checkpoints(target: Target) -> bool:
+    return target.save_model is not None and target.load_model is not None and (
+        target.trained_model is not None or target.build_model is not None)
+
+
+def _model_to_checkpoint(target: Target) -> nn.Module:
+    return target.trained_model() if target.trained_model is not None else target.build_model(0)
+
+
+def _has_batch_norm(target: Target) -> bool:
+    return _checkpoints(target) and any(
+        isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for module in _model_to_checkpoint(target).modules())
+
+
+@fault("training", "test_load_model_after_save_model_restores_weights_buffers_and_outputs",
+       applies=_has_batch_norm)
+def checkpoint_without_batch_norm_statistics(target: Target) -> Target:
+    """The checkpoint stores the parameters but not the buffers (``{n: p for n, p in
+    model.named_parameters()}``): a restored model normalises with fresh batch-norm
+    statistics (mean 0, variance 1) instead of the learnt ones."""
+    import copy
+
+    original = target.save_model
+
+    def save_model(model, path):
+        stripped = copy.deepcopy(model)
+        for module in stripped.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+        original(stripped, path)
+
+    return target.replace(save_model=save_model)
+
+
+@fault("training", "test_load_model_after_save_model_restores_weights_buffers_and_outputs",
+       applies=_checkpoints)
+def checkpoint_saved_in_half_precision(target: Target) -> Target:
+    """Saves the weights as float16 "to halve the file" and loads them back into float32:
+    every restored weight is rounded, and the served model is not the one that was tested."""
+    import copy
+
+    original = target.save_model
+
+    def save_model(model, path):
+        rounded = copy.deepcopy(model)
+        with torch.no_grad():
+            for value in rounded.state_dict().values():
+                if value.is_floating_point():
+                    value.copy_(value.half().float())
+        original(rounded, path)
+
+    return target.replace(save_model=save_model)
+
+
+def _checkpoints_from_build_model(target: Target) -> bool:
+    return _checkpoints(target) and target.build_model is not None
+
+
+@fault("training", "test_a_damaged_checkpoint_does_not_load_silently",
+       applies=_checkpoints_from_build_model)
+def checkpoint_without_integrity_check(target: Target) -> Target:
+    """Writes the checkpoint with plain ``torch.save(model.state_dict(), path)`` and reads it
+    with ``torch.load(path, weights_only=True)``: no checksum, so a flipped bit in a tensor
+    loads silently into a model nobody trained."""
+
+    def save_model(model, path):
+        torch.save(model.state_dict(), path)
+
+    def load_model(path):
+        model = target.build_model(0)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+
+    return target.replace(save_model=save_model, load_model=load_model)
