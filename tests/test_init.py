@@ -118,3 +118,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, setu
     assert message in lines[0]
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_init_tells_how_to_have_the_training_code_checked(project: Path):
+    code, out, _ = run(["init", "--dir", str(project)])
+    assert code == 0
+    assert "train(images, labels, *, seed, epochs)" in out
+    assert "training_data()" in out and "save_model(model, path)" in out

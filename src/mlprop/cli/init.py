@@ -41,4 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"package: {plan.package_path}; target: {plan.target}")
     print(f"next: define `{plan.target.split(':')[1]}` in {target_module} (README: \"Point the "
           "suite at your own pipeline\"), then run `pytest` or `mlprop check`")
+    print("to have your training code checked too, give the Target your own train(images, "
+          "labels, *, seed, epochs), training_data() and save_model(model, path) / "
+          "load_model(path) (README: \"Writing a target\")")
     return EXIT_OK
