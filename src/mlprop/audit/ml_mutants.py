@@ -44,7 +44,8 @@ OPERATOR_FAULTS: dict[str, tuple[str, ...]] = {
                   "dropout_active_in_eval"),
     # training that no longer converges shows as a model that is no better than untrained
     "zero-grad": ("untrained_model_served", "input_ignored"),
-    "seed": ("init_ignores_seed", "augmentation_ignores_seed", "jitter_at_inference"),
+    "seed": ("init_ignores_seed", "augmentation_ignores_seed", "jitter_at_inference",
+             "train_draws_from_the_global_rng", "train_ignores_its_seed"),
     "dim": ("softmax_over_batch", "cross_sample_leakage", "per_batch_normalization"),
     "axes": ("transposed_at_serve", "squeeze_in_predict", "squeeze_single_image",
              "channels_last_viewed_as_channels_first"),
