@@ -21,11 +21,13 @@ import mlprop.strategies as gen
 from mlprop.checks import as_numpy, as_tensor, fail, not_checked, reproduction, requires
 from mlprop.profiles import examples_at_most
 
-DEFAULTS = {"train_accuracy": 0.9, "train_epochs": 30, "train_short_epochs": 2}
+DEFAULTS = {"train_accuracy": 0.9, "train_epochs": 30, "train_short_epochs": 2,
+            "train_watch_epochs": 4}
 """``train_accuracy``: the training accuracy ``train`` must reach on a separable set after
 ``train_epochs`` epochs (chance is 1/4 with four classes; the digits and colour references
 reach 1.0 on every set drawn, 40 sets each, and 0.69 at most with the labels shuffled). The
-properties that do not need a trained network run ``train_short_epochs``. A target overrides
+properties that do not need a trained network run ``train_short_epochs``; the watched loop runs
+``train_watch_epochs`` (at least three optimizer steps on most loops). A target overrides
 any of them with ``Target(thresholds={...})`` (e.g. more epochs for a long warm-up)."""
 
 
@@ -419,3 +421,96 @@ def test_a_damaged_checkpoint_does_not_load_silently(target, seed):
                          "an error (store a SHA-256 of the weights and check it on load)",
                          f"a model whose {len(differ)} of {len(saved)} entries differ from "
                          f"the saved ones ({differ[:4]})")
+
+
+def _watched_run(target, data, seed: int):
+    from mlprop.training_watch import watch
+
+    images, labels = data.draw(gen.separable_sets(target.schema), label="training set")
+    epochs = _epochs(target, "train_watch_epochs")
+    with watch() as record:
+        _train(target, images, labels, seed=seed, epochs=epochs)
+    return images, labels, epochs, record
+
+
+@requires("train")
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_runs_the_forwards_it_trains_on_in_training_mode(target, data, seed):
+    """Every forward pass whose output ``train`` backpropagates and steps on runs its dropout
+    and normalisation layers in training mode; an evaluation pass under ``no_grad`` between
+    epochs is fine. Watched through torch's global hooks: the loop is not changed.
+
+    Catches: ``model.train()`` not called again after an evaluation pass (or never), so
+    dropout is silently off and batch norm normalises with running statistics while the model
+    trains. Frozen normalisation on purpose is declared in ``expected_failed_checks``."""
+    from mlprop.training_watch import EVAL_FORWARD
+
+    images, labels, epochs, record = _watched_run(target, data, seed)
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs):
+        if record.steps == 0:
+            not_checked("train made no optimizer step that the hooks could see (a "
+                        "torch.optim optimizer is needed)")
+        if record.sensitive_forwards == 0:
+            not_checked("the model has no dropout or normalisation layer with running "
+                        "statistics: its train/eval mode changes nothing")
+        found = record.of_kind(EVAL_FORWARD)
+        if found:
+            fail("train trains on forward passes made in eval mode",
+                 "dropout and batch norm in training mode in every trained-on forward",
+                 f"{len(found)} of {record.steps} steps: {found[0].describe()}")
+
+
+@requires("train")
+@examples_at_most(2, cost=3)
+@given(data=st.data(), seed=gen.seeds())
+def test_train_resets_gradients_between_optimizer_steps(target, data, seed):
+    """Between two optimizer steps the gradients are reset: the first gradient after a step
+    lands on an empty ``.grad``, and no gradient is reset between ``backward()`` and the step
+    that uses it. Accumulation over micro-batches, momentum, Adam and clipping are fine.
+
+    Catches: ``optimizer.zero_grad()`` dropped (every step follows the sum of all gradients so
+    far) or misplaced after ``backward()`` (the step uses nothing)."""
+    from mlprop.training_watch import EVAL_FORWARD
+
+    images, labels, epochs, record = _watched_run(target, data, seed)
+    with reproduction(target, images=images, labels=labels, seed=seed, epochs=epochs):
+        if record.steps < 2 or record.watched_parameters == 0:
+            not_checked(f"train made {record.steps} optimizer step(s) the hooks could see on "
+                        f"{len(labels)} images in {epochs} epochs; two are needed (raise "
+                        "thresholds={'train_watch_epochs': ...})")
+        found = [f for f in record.findings if f.kind != EVAL_FORWARD]
+        if found:
+            fail("train does not reset the gradients between optimizer steps",
+                 "each step uses only the gradients computed since the previous one",
+                 f"{len(found)} findings over {record.steps} steps: {found[0].describe()}")
+
+
+@requires("training_data", "holdout")
+@examples_at_most(1, cost=2)
+@given(st.just(None))
+def test_no_holdout_image_is_in_the_training_data(target, _):
+    """No ``holdout()`` image is also in ``training_data()``, exactly (same bytes) or nearly
+    (the same image shifted by a pixel or two, brighter, re-encoded with noise or resized):
+    found by image hashes in time linear in the data, checked by correlation (>= 0.995).
+
+    Catches: a split done after augmentation or deduplication, test images copied into the
+    training folder, a holdout drawn from data the model saw: an accuracy that measures
+    memory, not generalisation."""
+    from mlprop.leakage import find_leaks
+    from mlprop.training_data import training_batches
+
+    holdout, _labels = target.holdout()
+    leaks = find_leaks(holdout, training_batches(target), target.schema, max_pairs=20)
+    if leaks:
+        first = leaks[0]
+        batches = training_batches(target)
+        for _ in range(first.batch):
+            next(batches)
+        copy = next(batches)[0][first.row]
+        with reproduction(target, holdout_image=holdout[first.holdout_index],
+                          training_image=copy):
+            fail("holdout images are in the training data",
+                 "no holdout image in training_data(), exactly or nearly",
+                 f"{len(leaks)}{'+' if len(leaks) == 20 else ''} pairs: "
+                 + "; ".join(leak.describe() for leak in leaks[:5]))

@@ -21,7 +21,9 @@ TRAINING = ("test_train_same_seed_gives_identical_weights",
             "test_train_different_seeds_give_different_weights",
             "test_train_leaves_the_callers_arrays_untouched",
             "test_train_learns_a_separable_set",
-            "test_train_moves_every_trainable_parameter")
+            "test_train_moves_every_trainable_parameter",
+            "test_train_runs_the_forwards_it_trains_on_in_training_mode",
+            "test_train_resets_gradients_between_optimizer_steps")
 
 
 def preprocess(images):
@@ -80,7 +82,45 @@ def properties():
 @pytest.mark.parametrize("name", TRAINING)
 def test_training_property_passes_on_a_correct_loop(name, properties):
     outcome = property_outcome(properties[name], TARGET)
+    if name == "test_train_runs_the_forwards_it_trains_on_in_training_mode":
+        # Tiny has no dropout or batch norm: its train/eval mode changes nothing
+        assert outcome.status == "not checked" and "no dropout" in outcome.message
+        return
     assert outcome.status == "passed", outcome.message
+
+
+def _dropout_train(images, labels, *, seed, epochs, forget_train=False):
+    """A correct seeded loop with dropout and an evaluation pass per epoch; with
+    ``forget_train`` it calls ``model.train()`` only before the first epoch."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Dropout(0.2),
+                              nn.Linear(32, SCHEMA.num_classes))
+        inputs, targets = preprocess(images), torch.from_numpy(np.array(labels, np.int64))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(epochs):
+            if epoch == 0 or not forget_train:
+                model.train()
+            for batch in torch.randperm(len(targets)).split(8):
+                optimizer.zero_grad()
+                F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                model(inputs)
+    return model
+
+
+def test_the_eval_mode_property_passes_an_evaluation_pass_and_names_a_forgotten_train(
+        properties):
+    name = "test_train_runs_the_forwards_it_trains_on_in_training_mode"
+    correct = TARGET.replace(train=_dropout_train)
+    assert property_outcome(properties[name], correct).status == "passed"
+    forgetful = TARGET.replace(train=lambda images, labels, *, seed, epochs: _dropout_train(
+        images, labels, seed=seed, epochs=epochs, forget_train=True))
+    outcome = property_outcome(properties[name], forgetful)
+    assert outcome.status == "failed"
+    assert "train trains on forward passes made in eval mode" in outcome.message
 
 
 def test_the_component_holds_the_properties_in_priority_order(properties):

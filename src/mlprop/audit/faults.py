@@ -1155,3 +1155,66 @@ def checkpoint_without_integrity_check(target: Target) -> Target:
         return model.eval()
 
     return target.replace(save_model=save_model, load_model=load_model)
+
+
+@fault("training", "test_train_resets_gradients_between_optimizer_steps", applies=_trains)
+def train_never_resets_gradients(target: Target) -> Target:
+    """``optimizer.zero_grad()`` (and ``model.zero_grad()``) dropped from the loop: every
+    step follows the sum of all the gradients so far. Planted by making both no-ops while the
+    target's own ``train`` runs."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        saved = torch.optim.Optimizer.zero_grad, nn.Module.zero_grad
+        torch.optim.Optimizer.zero_grad = lambda self, set_to_none=True: None
+        nn.Module.zero_grad = lambda self, set_to_none=True: None
+        try:
+            return original(images, labels, seed=seed, epochs=epochs)
+        finally:
+            torch.optim.Optimizer.zero_grad, nn.Module.zero_grad = saved
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_runs_the_forwards_it_trains_on_in_training_mode",
+       applies=_trains)
+def train_runs_in_eval_mode(target: Target) -> Target:
+    """The loop never gets the model back into training mode (``model.train()`` forgotten
+    after an evaluation pass, or a model built and ``.eval()``-ed before the loop): dropout
+    is off and batch norm uses its running statistics while the model trains. Planted by
+    switching every module to eval mode before its forward while the target's ``train``
+    runs."""
+    original = target.train
+
+    def to_eval(module, args):
+        module.training = False
+
+    def train(images, labels, *, seed, epochs):
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(to_eval)
+        try:
+            return original(images, labels, seed=seed, epochs=epochs)
+        finally:
+            handle.remove()
+
+    return target.replace(train=train)
+
+
+def _has_split(target: Target) -> bool:
+    return target.training_data is not None and target.holdout is not None
+
+
+@fault("training", "test_no_holdout_image_is_in_the_training_data", applies=_has_split)
+def holdout_leaks_into_training_data(target: Target) -> Target:
+    """Some holdout images are also in the training data: a few as exact copies, a few
+    shifted by one pixel (a split made after augmentation or deduplication)."""
+    from mlprop.training_data import training_batches
+
+    def training_data():
+        images, labels = target.holdout()
+        batches = list(training_batches(target))
+        sides = target.schema.side_axes
+        shifted = np.roll(images[3:6], 1, axis=sides[1])
+        extra = np.concatenate([images[:3], shifted])
+        return [*batches, (extra, np.asarray(labels[:6]))]
+
+    return target.replace(training_data=training_data)
