@@ -196,6 +196,8 @@ TRAIN = '''\
 
 import copy
 import functools
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -220,17 +222,17 @@ def make_images(count, seed):
     return images, labels.astype(np.int64)
 
 
-def train(seed=0, epochs=6, batch_size=32):
+def fit(images, labels, *, seed, epochs, batch_size=32):
+    """The training loop: seeded shuffling, Adam, an evaluation pass after each epoch."""
     torch.manual_seed(seed)
-    images, labels = make_images(600, seed)
     inputs = torch.from_numpy(pipeline.preprocess(images))
-    targets = torch.from_numpy(labels)
+    targets = torch.from_numpy(np.array(labels, dtype=np.int64))
     model = pipeline.build_model(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss(reduction="mean")
     generator = torch.Generator().manual_seed(seed)
-    model.train()
     for _ in range(epochs):
+        model.train()
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
@@ -238,8 +240,36 @@ def train(seed=0, epochs=6, batch_size=32):
             loss = loss_fn(model(inputs[batch]), targets[batch])
             loss.backward()
             optimizer.step()
-    model.eval()
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(inputs).argmax(dim=1) == targets).float().mean()
+        print(f"training accuracy {float(accuracy):.3f}")
     return model
+
+
+def training_data():
+    return make_images(600, 0)
+
+
+def train(seed=0, epochs=6, batch_size=32):
+    images, labels = make_images(600, seed)
+    return fit(images, labels, seed=seed, epochs=epochs, batch_size=batch_size)
+
+
+def save_model(model, path):
+    """torch.save of the state dict, with its SHA-256 beside it."""
+    path = Path(path)
+    torch.save(model.state_dict(), path)
+    path.with_suffix(".sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def load_model(path):
+    path = Path(path)
+    if hashlib.sha256(path.read_bytes()).hexdigest() != path.with_suffix(".sha256").read_text():
+        raise ValueError(f"{path}: checksum mismatch (damaged checkpoint)")
+    model = pipeline.build_model(0)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
 
 
 @functools.cache
@@ -279,6 +309,10 @@ target = Target(
     predict=train.predict,
     holdout=train.holdout,
     min_accuracy=0.9,
+    train=train.fit,
+    training_data=train.training_data,
+    save_model=train.save_model,
+    load_model=train.load_model,
     expected_failed_checks={
         "test_mean_attribution_maps_agree_across_disjoint_subsets":
             "the bars sit anywhere: two small subsets have different mean maps",
