@@ -38,18 +38,26 @@ def test_preprocess_output_has_declared_shape_and_dtype(target, data):
         assert_dtype(out, "float32", "preprocess output")
 
 
+ROUNDING_ULPS = 8
+"""Float32 steps (relative to the range's magnitude) a value may sit outside input_range."""
+
+
 @given(data=st.data())
 def test_preprocess_output_is_finite_and_inside_declared_range(target, data):
-    """Every preprocessed value is finite and inside `input_range`.
+    """Every preprocessed value is finite and inside `input_range` (give or take float32
+    rounding: ``ROUNDING_ULPS`` steps).
 
     Catches: a forgotten /255 (values 255x too large), a per-image standardisation that
     divides by a zero standard deviation on constant (all-black/all-white) images."""
     images = data.draw(_batches(target, min_batch=1), label="images")
     low, high = target.input_range
+    # float32 rounding: (0 - MEAN) / STD computed in float32 may land a few ulps past the
+    # same bound computed in float64 (a range declared from the formula is not a bug)
+    slack = ROUNDING_ULPS * float(np.finfo(np.float32).eps) * max(1.0, abs(low), abs(high))
     with reproduction(target, images=images):
         out = as_numpy(target.preprocess(images))
         assert_finite(out, "preprocess output")
-        if out.size and (out.min() < low or out.max() > high):
+        if out.size and (out.min() < low - slack or out.max() > high + slack):
             fail("preprocess output leaves the declared input_range",
                  f"values in [{low}, {high}]", f"values in [{out.min()}, {out.max()}]")
 

@@ -83,3 +83,16 @@ def test_the_runner_reports_a_property_whose_field_is_missing_as_not_checked(pro
     outcome = property_outcome(properties["test_augmentation_keeps_shape_and_dtype"], bare)
     assert outcome.message == "the target has no Target.augmentations"
     assert run_property(properties["test_attributions_are_complete"], bare) is None
+
+
+def test_a_range_declared_from_the_formula_survives_float32_rounding(properties, reference):
+    """(0 - MEAN) / STD in float64 is a few float32 steps above what a float32 preprocess
+    computes on a black image (the README's worked example declared it so): no false alarm;
+    a forgotten /255 is still far outside."""
+    from mlprop.audit.faults import CATALOGUE
+    from mlprop.digits.preprocess import MEAN, STD
+
+    exact = reference.replace(input_range=((0 - MEAN) / STD, (1 - MEAN) / STD))
+    name = "test_preprocess_output_is_finite_and_inside_declared_range"
+    assert run_property(properties[name], exact) is None
+    assert run_property(properties[name], CATALOGUE["forgotten_scaling"].inject(exact))
