@@ -332,8 +332,7 @@ def test_load_model_after_save_model_restores_weights_buffers_and_outputs(target
     images = _checkpoint_images(target, data)
     before_state, before_modes = _state(model), _modes(model)
     expected = _logits(target, model, images, "the model to save")
-    model.train(before_modes.get("", model.training))
-    for name, module in model.named_modules():
+    for name, module in model.named_modules():  # back to the modes it came in (_logits: eval)
         module.training = before_modes[name]
     with reproduction(target, seed=seed, images=images), \
             tempfile.TemporaryDirectory(prefix="mlprop-checkpoint-") as directory:

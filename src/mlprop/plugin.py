@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,6 +328,12 @@ def required_fields(item: pytest.Item, target: Target) -> list[str]:
         needed.extend(mark.args)
     if "augmentation_name" in getattr(item, "fixturenames", ()):
         needed.append("augmentations")
+    return fields_left_out(needed, target)
+
+
+def fields_left_out(needed: Iterable[str], target: Target) -> list[str]:
+    """Of the Target fields ``needed``, the optional ones ``target`` leaves out (in order,
+    once each): what makes a property skipped and listed as not checked."""
     return [name for name in dict.fromkeys(needed) if name in OPTIONAL_FIELDS
             and not getattr(target, name)]
 

@@ -72,8 +72,7 @@ class Outcome:
 def missing_fields(prop: Property, target: Target) -> list[str]:
     """The optional Target fields ``prop`` declares it needs (``requires`` on the function or
     its module's ``pytestmark``) that ``target`` leaves out: what the pytest plugin skips."""
-    from mlprop.plugin import REQUIRES_MARK
-    from mlprop.target import OPTIONAL_FIELDS
+    from mlprop.plugin import REQUIRES_MARK, fields_left_out
 
     module = importlib.import_module(prop.__module__)
     marks = [*getattr(prop, "pytestmark", []), *(
@@ -83,8 +82,7 @@ def missing_fields(prop: Property, target: Target) -> list[str]:
               for field_name in mark.args]
     if "augmentation_name" in _parameters(prop):
         needed.append("augmentations")
-    return [name for name in dict.fromkeys(needed)
-            if name in OPTIONAL_FIELDS and not getattr(target, name)]
+    return fields_left_out(needed, target)
 
 
 def property_outcome(prop: Property, target: Target,
