@@ -54,7 +54,8 @@ def _train(target, images, labels, *, seed: int, epochs: int) -> torch.nn.Module
     """The user's ``train``, checked: a Module whose eval-mode logits on ``preprocess(images)``
     have shape ``(N, num_classes)``."""
     call = f"train(images, labels, seed={seed}, epochs={epochs})"
-    model = _call(call, target.train, images, labels, seed=seed, epochs=epochs)
+    with _GlobalRngs():  # a loop that seeds the global generators leaves the user's alone
+        model = _call(call, target.train, images, labels, seed=seed, epochs=epochs)
     if not isinstance(model, torch.nn.Module):
         fail(f"{call} returned a {type(model).__name__}, not the trained torch.nn.Module",
              "a torch.nn.Module", f"{type(model).__name__}: {repr(model)[:120]}")
@@ -294,10 +295,11 @@ def test_train_moves_every_trainable_parameter(target, data, seed):
 def _model_to_save(target, seed: int) -> torch.nn.Module:
     """The model a checkpoint test saves: the trained one (real weights and batch-norm
     statistics) when the target has it, else a freshly built one."""
-    if target.trained_model is not None:
-        return _call("trained_model()", target.trained_model)
-    if target.build_model is not None:
-        return _call(f"build_model({seed})", target.build_model, seed)
+    with _GlobalRngs():  # a model trained on first use may seed the global generators
+        if target.trained_model is not None:
+            return _call("trained_model()", target.trained_model)
+        if target.build_model is not None:
+            return _call(f"build_model({seed})", target.build_model, seed)
     not_checked("a checkpoint needs a model to save: the target has neither trained_model "
                 "nor build_model")
 

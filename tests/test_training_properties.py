@@ -220,3 +220,33 @@ def test_a_loop_that_trains_a_wrapper_and_returns_the_inner_module_passes(proper
     outcome = property_outcome(properties["test_train_moves_every_trainable_parameter"],
                                TARGET.replace(train=_trains_a_wrapper))
     assert outcome.status == "passed", outcome.message
+
+
+def test_the_properties_leave_the_global_generators_as_they_found_them(properties):
+    """A user's loop that seeds torch's global generator (``torch.manual_seed(seed)`` in its
+    train or in a trained_model built on first use) must not change the generator of the
+    user's own test process."""
+    def seeding_train(images, labels, *, seed, epochs):
+        torch.manual_seed(seed)
+        return train(images, labels, seed=seed, epochs=epochs)
+
+    def seeding_model():
+        torch.manual_seed(5)
+        return build_model(0)
+
+    def save_model(model, path):
+        torch.save(model.state_dict(), path)
+
+    def load_model(path):
+        model = build_model(0)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model
+
+    target = TARGET.replace(train=seeding_train, trained_model=seeding_model,
+                            save_model=save_model, load_model=load_model)
+    torch.manual_seed(123)
+    before = torch.get_rng_state().clone()
+    for name in (*TRAINING, "test_load_model_after_save_model_restores_weights_buffers_and_"
+                 "outputs"):
+        property_outcome(properties[name], target)
+    assert torch.equal(torch.get_rng_state(), before)
