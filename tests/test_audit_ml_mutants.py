@@ -84,12 +84,29 @@ def test_seeds_generators_and_fork_rng_are_removed():
         "drop torch.manual_seed(seed)",
         "unseeded np.random.default_rng() instead of np.random.default_rng(seed)",
         "drop torch.Generator().manual_seed(seed)",
+        "drop generator= from rand() (draws from the global RNG)",
     }
     fork = found["drop the `with torch.random.fork_rng(devices=[]):` block"]
     removed, added = changed_lines(fork)
     assert removed[0] == "with torch.random.fork_rng(devices=[]):"
     assert added == ["torch.manual_seed(seed)", "return Net()"]
     assert changed_lines(found["drop torch.manual_seed(seed)"])[1] == ["pass"]
+
+
+def test_a_generator_argument_is_dropped():
+    """An unseeded shuffle: DataLoader / randperm draw from the global RNG instead."""
+    code = """
+    def loader(data, seed):
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(data), generator=g)
+        return DataLoader(data, shuffle=True, generator=g, batch_size=8), order
+    """
+    found = {m.description: m for m in mutants_of(code) if m.operator == "seed"}
+    randperm = found["drop generator= from randperm() (draws from the global RNG)"]
+    assert changed_lines(randperm)[1] == ["order = torch.randperm(len(data))"]
+    loader = found["drop generator= from DataLoader() (draws from the global RNG)"]
+    assert changed_lines(loader)[1] == [
+        "return DataLoader(data, shuffle=True, batch_size=8), order"]
 
 
 def test_dims_and_axes_move():

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.user_project import (
+    drop_training_line,
     plant_fault,
     plant_slowdown,
     plant_weak_test,
+    restore_training,
     write_project,
 )
 
@@ -193,3 +195,36 @@ def test_user_project_bench_compare_flags_a_planted_slowdown(venv: Path, tmp_pat
     (flagged,) = json.loads((project / "slow.json").read_text())["comparisons"]
     assert flagged["name"].endswith("test_bench_predict[64]") and flagged["ratio"] > 1.1
     assert run(["git", "worktree", "list"], project).stdout.count("\n") == 1
+
+
+def test_user_projects_training_code_is_checked_from_the_wheel(venv: Path, tmp_path_factory):
+    """The trained project's own fit, training_data and checksummed checkpoints (issue 25):
+    the training component passes on them from the installed wheel, and dropping one line of
+    the loop fails exactly the property that names that bug."""
+    project = write_project(tmp_path_factory.mktemp("trained-project"), trained=True)
+    mlprop = str(venv / "bin" / "mlprop")
+    init = run([mlprop, "init", "--target", "digitpipe.trained_target:target"], project)
+    assert init.returncode == 0, init.stderr
+    training = ["--", "--mlprop-components", "training", "-p", "no:cacheprovider"]
+    clean = run([mlprop, "check", *training], project)
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr
+    assert "10 passed" in clean.stdout, clean.stdout[-3000:]
+    for line, prop, message in [
+        ("optimizer.zero_grad()", "test_train_resets_gradients_between_optimizer_steps",
+         "train does not reset the gradients between optimizer steps"),
+        ("model.train()", "test_train_runs_the_forwards_it_trains_on_in_training_mode",
+         "train trains on forward passes made in eval mode"),
+        ("torch.manual_seed(seed)", "test_train_same_seed_gives_identical_weights",
+         "gives different weights in two runs"),
+    ]:
+        text = drop_training_line(project, line)
+        try:
+            broken = run([mlprop, "check", *training], project)
+        finally:
+            restore_training(project, text)
+        assert broken.returncode == 1, (line, broken.stdout[-3000:])
+        failed = {row.split("::")[-1].split()[0] for row in broken.stdout.splitlines()
+                  if row.startswith("FAILED")}
+        assert failed == {prop}, (line, failed)
+        assert message in broken.stdout, (line, broken.stdout[-3000:])
+

@@ -132,6 +132,8 @@ def test_the_component_holds_the_properties_in_priority_order(properties):
     ("train_ignores_its_seed", "train ignores its seed"),
     ("train_normalises_the_callers_images_in_place", "caller's images array"),
     ("train_shuffles_labels_apart_from_images", "does not learn a separable set"),
+    ("train_optimizer_never_steps", "does not learn a separable set"),
+    ("train_with_a_zero_learning_rate", "does not learn a separable set"),
     ("train_leaves_a_layer_out_of_the_optimizer",
      "initial values: ['conv.weight', 'conv.bias']"),
 ])

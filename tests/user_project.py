@@ -381,3 +381,19 @@ def plant_fault(root: Path) -> None:
     correct = "def normalize(batch):\n    return (batch - MEAN) / STD\n"
     assert correct in text
     path.write_text(text.replace(correct, PER_BATCH_NORMALISATION))
+
+
+def drop_training_line(root: Path, line: str) -> str:
+    """Delete the statement ``line`` from the training loop (``train.fit``), as a user's edit
+    would; returns the file's text before, for :func:`restore_training`."""
+    path = root / "src" / PACKAGE / "train.py"
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    (where,) = [i for i, row in enumerate(lines) if row.strip() == line]
+    path.write_text("".join(lines[:where] + lines[where + 1:]))
+    return text
+
+
+def restore_training(root: Path, text: str) -> None:
+    (root / "src" / PACKAGE / "train.py").write_text(text)
+

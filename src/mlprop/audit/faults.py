@@ -1055,6 +1055,68 @@ def train_shuffles_labels_apart_from_images(target: Target) -> Target:
     return target.replace(train=train)
 
 
+@fault("training", "test_train_learns_a_separable_set", applies=_trains)
+def train_optimizer_never_steps(target: Target) -> Target:
+    """``optimizer.step()`` is never reached (dropped, or indented under a condition that is
+    never true, such as ``if step % accumulate == 0`` with an off-by-one): the loss is
+    computed and back-propagated, but the model keeps its initial weights. Planted by global
+    optimizer step hooks that put every parameter back as it was before the step while the
+    target's ``train`` runs."""
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
+
+    original = target.train
+    before: dict[int, list[torch.Tensor]] = {}
+
+    def remember(optimizer, args, kwargs):
+        before[id(optimizer)] = [p.detach().clone() for group in optimizer.param_groups
+                                 for p in group["params"]]
+
+    def undo(optimizer, args, kwargs):
+        saved = before.pop(id(optimizer))
+        with torch.no_grad():
+            for parameter, value in zip((p for group in optimizer.param_groups
+                                         for p in group["params"]), saved, strict=True):
+                parameter.copy_(value)
+
+    def train(images, labels, *, seed, epochs):
+        handles = [register_optimizer_step_pre_hook(remember),
+                   register_optimizer_step_post_hook(undo)]
+        try:
+            return original(images, labels, seed=seed, epochs=epochs)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    return target.replace(train=train)
+
+
+@fault("training", "test_train_learns_a_separable_set", applies=_trains)
+def train_with_a_zero_learning_rate(target: Target) -> Target:
+    """The learning rate is zero (a schedule that decays to 0 before the first step, a
+    ``lr=config.lr`` read from a key that is missing and defaults to 0): every step moves the
+    weights by nothing. Planted by a global optimizer step pre-hook that sets every parameter
+    group's ``lr`` to 0 while the target's ``train`` runs."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    original = target.train
+
+    def zero_rate(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.0
+
+    def train(images, labels, *, seed, epochs):
+        handle = register_optimizer_step_pre_hook(zero_rate)
+        try:
+            return original(images, labels, seed=seed, epochs=epochs)
+        finally:
+            handle.remove()
+
+    return target.replace(train=train)
+
+
 @fault("training", "test_train_moves_every_trainable_parameter",
        applies=_trains_from_build_model)
 def train_leaves_a_layer_out_of_the_optimizer(target: Target) -> Target:

@@ -28,7 +28,8 @@ from mlprop.audit.report import module_name
 OPERATORS: dict[str, str] = {
     "mode-call": "drop a model.eval() / .train() call (wrong train/eval mode)",
     "zero-grad": "drop optimizer.zero_grad() (gradients accumulate across steps)",
-    "seed": "drop a seeding call, a generator's seed or a fork_rng() block",
+    "seed": "drop a seeding call, a generator's seed, a generator= argument or a fork_rng() "
+            "block",
     "dim": "reduce / softmax / argmax / concatenate over another dim or axis",
     "axes": "swap the axes of a permute, drop a transpose, (un)squeeze another axis",
     "reduction": "flip reduction='mean' <-> 'sum'",
@@ -41,9 +42,9 @@ OPERATORS: dict[str, str] = {
 #: surviving ML mutant of a run without mlprop's properties names their ``catches``.
 OPERATOR_FAULTS: dict[str, tuple[str, ...]] = {
     "mode-call": ("eval_forgotten_in_predict", "batchnorm_train_mode_at_serve",
-                  "dropout_active_in_eval"),
+                  "dropout_active_in_eval", "train_runs_in_eval_mode"),
     # training that no longer converges shows as a model that is no better than untrained
-    "zero-grad": ("untrained_model_served", "input_ignored"),
+    "zero-grad": ("untrained_model_served", "input_ignored", "train_never_resets_gradients"),
     "seed": ("init_ignores_seed", "augmentation_ignores_seed", "jitter_at_inference",
              "train_draws_from_the_global_rng", "train_ignores_its_seed"),
     "dim": ("softmax_over_batch", "cross_sample_leakage", "per_batch_normalization"),
@@ -167,6 +168,14 @@ def _int_node(value: int) -> cst.BaseExpression:
 
 def _other_axis(value: int) -> int:
     return 1 if value == 0 else 0
+
+
+def _without(args: Sequence[cst.Arg], index: int) -> list[cst.Arg]:
+    """``args`` less the one at ``index``, the last one left without a trailing comma."""
+    kept = [arg for i, arg in enumerate(args) if i != index]
+    if kept and index == len(args) - 1:
+        kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return kept
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -363,7 +372,11 @@ class _SiteFinder(cst.CSTVisitor):
                 args[index] = args[index].with_changes(value=new)
                 return n.with_changes(args=args)
 
-            if keyword == "reduction" and isinstance(value, cst.SimpleString) and (
+            if keyword == "generator":  # DataLoader(shuffle=True, generator=g), randperm
+                self._add("seed", node,
+                          lambda n, index=index: n.with_changes(args=_without(n.args, index)),
+                          f"drop generator= from {name}() (draws from the global RNG)")
+            elif keyword == "reduction" and isinstance(value, cst.SimpleString) and (
                     value.evaluated_value in {"mean", "sum"}):
                 old = value.evaluated_value
                 new = "sum" if old == "mean" else "mean"
