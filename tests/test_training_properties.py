@@ -13,6 +13,7 @@ from torch import nn
 
 from mlprop.audit.faults import CATALOGUE
 from mlprop.audit.runner import load_properties, property_outcome
+from mlprop.properties.test_training import OFF_CPU_RTOL, differing_entries
 from mlprop.schema import ImageSchema
 from mlprop.target import Target
 
@@ -252,3 +253,21 @@ def test_the_properties_leave_the_global_generators_as_they_found_them(propertie
                  "outputs"):
         property_outcome(properties[name], target)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_same_seed_runs_are_bitwise_on_the_cpu_and_within_a_tolerance_off_it():
+    """On the CPU one flipped ulp is a difference; off it (GPU kernels are not bitwise
+    reproducible) a relative gap under OFF_CPU_RTOL is not, a global-RNG-sized one is, and an
+    integer buffer must still match exactly."""
+    weight = np.linspace(-1, 1, 64, dtype=np.float32)
+    ulp = {"w": np.nextafter(weight, np.float32(2)), "n": np.array(3)}
+    first = {"w": weight, "n": np.array(3)}
+    assert differing_entries(first, ulp, on_cpu=True) == ["w"]
+    assert differing_entries(first, ulp, on_cpu=False) == []
+    near = {"w": weight * np.float32(1 + OFF_CPU_RTOL / 10), "n": np.array(3)}
+    assert differing_entries(first, near, on_cpu=False) == []
+    far = {"w": weight * np.float32(1.2), "n": np.array(4)}
+    assert differing_entries(first, far, on_cpu=False) == ["w", "n"]
+    assert differing_entries(first, {"w": weight}, on_cpu=True) == ["n"]
+    assert differing_entries({"w": weight}, first, on_cpu=True) == ["n"]
+
