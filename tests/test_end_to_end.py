@@ -138,13 +138,11 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def test_user_project_mutation_audit_scores_and_gates(venv: Path, tmp_path_factory):
-    """mlprop audit in the user's project (issue 14): the user's [tool.mutmut] (from mlprop
-    init, narrowed to a two-function module), the project's own equivalent list, mlprop's
-    property suite in the mutant runs (suite = true); a weak test fails the gate."""
-    project = write_project(tmp_path_factory.mktemp("audit-project"))
-    mlprop = str(venv / "bin" / "mlprop")
-    assert run([mlprop, "init"], project).returncode == 0
+def _scoring_audit_project(venv: Path, root: Path) -> Path:
+    """The user project after `mlprop init`, its mutation narrowed to the two-function
+    scoring module, with the project's own reviewed equivalent."""
+    project = write_project(root)
+    assert run([str(venv / "bin" / "mlprop"), "init"], project).returncode == 0
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace(
         'source_paths = ["src/digitpipe"]',
@@ -152,6 +150,15 @@ def test_user_project_mutation_audit_scores_and_gates(venv: Path, tmp_path_facto
     (project / "equivalent_mutants.toml").write_text(
         '[mutmut]\n"digitpipe.scoring.x_margin__mutmut_5" = "np.sort\'s default axis is the '
         'last one, axis 1 of a 2-d array"\n')
+    return project
+
+
+def test_user_project_mutation_audit_scores_and_gates(venv: Path, tmp_path_factory):
+    """mlprop audit in the user's project (issue 14): the user's [tool.mutmut] (from mlprop
+    init, narrowed to a two-function module), the project's own equivalent list, mlprop's
+    property suite in the mutant runs (suite = true); a weak test fails the gate."""
+    project = _scoring_audit_project(venv, tmp_path_factory.mktemp("audit-project"))
+    mlprop = str(venv / "bin" / "mlprop")
     audit = [mlprop, "audit", "--fail-under", "100", "--ml-mutants", "--max-children", "2",
              "--json", "audit.json"]
     first = run(audit, project, timeout=240)
@@ -168,6 +175,74 @@ def test_user_project_mutation_audit_scores_and_gates(venv: Path, tmp_path_facto
     assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
     assert "under 100%" in second.stderr
     assert "digitpipe.scoring.x_top_class__mutmut_" in second.stdout
+
+
+def _verdicts(report: dict) -> dict[str, str]:
+    """Mutant -> status, mutmut's and the ML mutants', from an audit JSON."""
+    rows = {row["name"]: row["status"] for row in report["mutmut"]["survivors"]}
+    rows.update({row["name"]: "equivalent" for row in report["mutmut"]["equivalent"]})
+    rows.update({m["id"]: m["status"] for m in report["ml_mutants"]["mutants"]})
+    return rows
+
+
+def test_three_shards_merged_give_the_unsharded_audit(venv: Path, tmp_path_factory):
+    """Issue 26, from the wheel in the user's project: 3 shards run in any order on three
+    working copies of the same tree, balanced by the last audit's seconds, merge into the
+    unsharded run's verdicts, score and gate; a partial merge never passes; a shard of
+    another tree, a damaged file and an overlap are refused with exit 2 naming the file."""
+    import shutil
+
+    project = _scoring_audit_project(venv, tmp_path_factory.mktemp("shard-project"))
+    mlprop = str(venv / "bin" / "mlprop")
+    copies = tmp_path_factory.mktemp("working-copies")
+    for name in ("one", "two", "three", "edited"):
+        shutil.copytree(project, copies / name)
+    edited = copies / "edited" / "src" / "digitpipe" / "scoring.py"
+    edited.write_text(edited.read_text() + "\n# an edit on another commit\n")
+    options = ["--ml-mutants", "--no-suite", "--max-children", "2"]
+    whole = run([mlprop, "audit", *options, "--fail-under", "100", "--json", "audit.json"],
+                project, timeout=240)
+    assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
+    unsharded = json.loads((project / "audit.json").read_text())
+    timings = str(project / "audit.json")
+
+    shard_files = {}
+    for index, copy in ((3, "three"), (1, "one"), (2, "two")):
+        shard_files[index] = copies / f"shard-{index}.json"
+        done = run([mlprop, "audit", *options, "--shard", f"{index}/3", "--timings", timings,
+                    "--shard-output", str(shard_files[index])], copies / copy, timeout=240)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert f"shard {index}/3" in done.stderr
+    parts = [set(json.loads(shard_files[k].read_text())["units"]) for k in (1, 2, 3)]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+
+    merge = [mlprop, "audit", "merge", "--fail-under", "100", "--json", "merged.json"]
+    merged_run = run([*merge, *(str(shard_files[k]) for k in (2, 3, 1))], copies)
+    assert merged_run.returncode == 0, merged_run.stdout[-3000:] + merged_run.stderr
+    merged = json.loads((copies / "merged.json").read_text())
+    assert _verdicts(merged) == _verdicts(unsharded)
+    assert merged["score"] == unsharded["score"] and merged["passed"] is True
+    assert merged["mutmut"]["overall"] == unsharded["mutmut"]["overall"]
+    assert merged["ml_mutants"]["overall"] == unsharded["ml_mutants"]["overall"]
+    assert len(unsharded["unit_seconds"]) == len(set().union(*parts))
+
+    partial = run([*merge, str(shard_files[1]), str(shard_files[3])], copies)
+    assert partial.returncode == 1 and "missing 2/3" in partial.stderr, partial.stderr
+
+    foreign = copies / "foreign-1.json"
+    done = run([mlprop, "audit", *options, "--shard", "1/3", "--timings", timings,
+                "--shard-output", str(foreign)], copies / "edited", timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    refused = run([*merge, str(foreign), str(shard_files[2]), str(shard_files[3])], copies)
+    assert refused.returncode == 2 and "field 'fingerprint'" in refused.stderr, refused.stderr
+    damaged = copies / "damaged.json"
+    damaged.write_text(shard_files[2].read_text()[:-200])
+    refused = run([*merge, str(shard_files[1]), str(damaged), str(shard_files[3])], copies)
+    assert refused.returncode == 2 and "damaged.json" in refused.stderr, refused.stderr
+    refused = run([*merge, str(shard_files[1]), str(shard_files[1])], copies)
+    assert refused.returncode == 2 and "twice" in refused.stderr, refused.stderr
+    refused = run([mlprop, "audit", "--shard", "0/0"], copies / "one")
+    assert refused.returncode == 2 and "--shard" in refused.stderr
 
 
 def test_user_project_bench_compare_flags_a_planted_slowdown(venv: Path, tmp_path_factory):

@@ -129,6 +129,27 @@ def test_fuzz_tool_mlprop_section(data: bytes):
         profile_name(config.values["profile"])
 
 
+@pytest.mark.parametrize(("value", "expected", "actual"), [
+    ("0", "expected an integer >= 1", "got 0"),
+    ("-3", "expected an integer >= 1", "got -3"),
+    ('"4"', "expected an integer (", "got str '4'"),
+    ("true", "expected an integer (", "got bool True"),
+    ("2.0", "expected an integer (", "got float 2.0"),
+])
+def test_audit_shards_must_be_a_positive_integer(tmp_path: Path, value: str, expected: str,
+                                                 actual: str):
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[tool.mlprop]\naudit_shards = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        read_config(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: [tool.mlprop] audit_shards: {expected}"), message
+    assert actual in message and len(message.splitlines()) == 1
+    for good in (1, 8):
+        path.write_text(f"[tool.mlprop]\naudit_shards = {good}\n")
+        assert read_config(tmp_path).get("audit_shards") == good
+
+
 # --------------------------------------------------------------------------- mlprop init
 
 

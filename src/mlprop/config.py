@@ -29,6 +29,8 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
                        "a number, or a table component -> number, scaling the examples"),
     "equivalents": (str, "path of the reviewed equivalent-mutant list"),
     "mlflow": (bool, "true: check, audit, bench compare and monitor log an MLflow run"),
+    "audit_shards": (int, "an integer >= 1: the N of the nightly `mlprop audit --shard K/N` "
+                     "matrix"),
 }
 
 
@@ -48,6 +50,8 @@ class ProjectConfig:
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
+    if kind is int:  # alone, not as one of the number types: 2.0 is not a count
+        return "an integer"
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {bool: "a boolean", str: "a string", list: "a list", int: "a number",
              float: "a number", dict: "a table"}
@@ -77,6 +81,10 @@ def validate(section: Any, where: str) -> dict[str, Any]:
                 or not 0 < number <= 100:  # NaN fails the comparison too
             raise ConfigError(f"{where}: [tool.mlprop] examples_scale{'.' + name if name else ''}"
                               f": expected a number in (0, 100], got {number!r}")
+    shards = section.get("audit_shards")
+    if isinstance(shards, int) and shards < 1:  # the type was checked above
+        raise ConfigError(f"{where}: [tool.mlprop] audit_shards: expected an integer >= 1 "
+                          f"(the N of the nightly audit matrix), got {shards!r}")
     profile = section.get("profile")
     if profile is not None:
         from mlprop.profiles import ProfileError, profile_name

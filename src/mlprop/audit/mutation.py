@@ -308,6 +308,34 @@ sys.exit(cli())
 """
 
 
+_GENERATE = """\
+import sys
+from mutmut.__main__ import (copy_also_copy_files, copy_src_dir, create_mutants,
+                             setup_source_paths, store_lines_covered_by_tests)
+from mutmut.mutation.trampoline import set_mutant_under_test
+set_mutant_under_test("mutant_generation")
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+store_lines_covered_by_tests()
+create_mutants(int(sys.argv[1]))
+"""
+
+
+def generate_mutants(root: Path, config: MutmutConfig, *, max_children: int,
+                     env: Mapping[str, str]) -> list[rep.MutantOutcome]:
+    """mutmut's generation step alone (no test runs): ``mutants/`` gets every mutant and its
+    ``.meta`` entry, as ``mutmut run`` would write them; returns every mutant with the
+    verdict it has so far. A shard needs the whole mutant list before it tests any."""
+    done = subprocess.run([sys.executable, "-c", _GENERATE, str(max_children)], cwd=root,
+                          env=dict(env), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stdout + done.stderr).splitlines()
+        raise AuditError(f"mutmut could not generate the mutants (exit code "
+                         f"{done.returncode}):\n" + "\n".join(_failure_summary(lines)))
+    return rep.read_mutmut_results(root, config.mutated_files(root))
+
+
 def mutmut_command(max_children: int | None) -> list[str]:
     """``mutmut run`` through this interpreter (no reliance on a console script on PATH);
     the launcher adds the tests named in :data:`EXTRA_TESTS_ENV` to mutmut's test selection
@@ -319,8 +347,10 @@ def mutmut_command(max_children: int | None) -> list[str]:
 
 
 def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
-               progress: Progress, env: Mapping[str, str]) -> MutmutRun:
-    """Run mutmut unless nothing changed since the last complete run."""
+               progress: Progress, env: Mapping[str, str],
+               names: Sequence[str] | None = None) -> MutmutRun:
+    """Run mutmut unless nothing changed since the last complete run. With ``names`` (a
+    shard's part), only those of them that have no verdict yet are run."""
     state_path = root / "mutants" / STATE_FILE
     files = config.mutated_files(root)
     before = rep.read_mutmut_results(root, files)
@@ -330,7 +360,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     except (OSError, json.JSONDecodeError):
         state = {}
     unchecked = sum(o.status == "not checked" for o in before)
-    if state.get("fingerprint") == current and before and not unchecked:
+    if state.get("fingerprint") == current and before and not unchecked and names is None:
         progress("mutmut: nothing changed since the last complete run; reusing its results")
         return MutmutRun(skipped=True, seconds=0.0, tested=0, outcomes=before)
     inputs = test_inputs(root, config)
@@ -340,6 +370,17 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
             progress(f"mutmut: tests or configuration changed: {reset} mutant verdicts "
                      "will be checked again")
             before = rep.read_mutmut_results(root, files)
+    command = mutmut_command(max_children)
+    if names is not None:
+        mine = set(names)
+        pending = [o.name for o in before if o.name in mine and o.status == "not checked"]
+        if not pending:
+            progress(f"mutmut: all {len(mine)} mutants of this shard have a verdict; "
+                     "reusing them")
+            atomic_write_text(state_path, json.dumps({"fingerprint": current,
+                                                      "inputs": inputs}))
+            return MutmutRun(skipped=True, seconds=0.0, tested=0, outcomes=before)
+        command += pending
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=400)
     last_report = [0.0, ""]
@@ -367,7 +408,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
             latest[0] = None
 
     (root / "mutants" / GUARD_FILE).unlink(missing_ok=True)
-    process = subprocess.Popen(mutmut_command(max_children), cwd=root, env=dict(env),
+    process = subprocess.Popen(command, cwd=root, env=dict(env),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
@@ -395,7 +436,8 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     old = _snapshot(before)
     tested = sum(1 for name, value in _snapshot(after).items()
                  if value[0] is not None and old.get(name) != value)
-    if not any(o.status == "not checked" for o in after):
+    judged = after if names is None else [o for o in after if o.name in set(names)]
+    if not any(o.status == "not checked" for o in judged):
         atomic_write_text(state_path, json.dumps({"fingerprint": current, "inputs": inputs}))
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
                      output_tail="\n".join(tail), outcomes=after)
@@ -533,15 +575,37 @@ class MLOutcome:
     this kind of fault (the fault catalogue's ``catches``)."""
 
 
+def apply_ml_equivalents(raw: Sequence[MLOutcome], equivalents: Mapping[str, str],
+                         ) -> tuple[list[MLOutcome], list[str]]:
+    """Mark reviewed undetected ML mutants "equivalent"; return the outcomes and the stale
+    entries (naming no mutant of ``raw``, or one the tests now kill)."""
+    outcomes, stale = [], []
+    for outcome in raw:
+        reason = equivalents.get(outcome.id)
+        if reason is None:
+            outcomes.append(outcome)
+        elif outcome.status in {"killed", "timeout"}:
+            stale.append(outcome.id)
+            outcomes.append(outcome)
+        else:
+            outcomes.append(replace(outcome, status="equivalent", reason=reason,
+                                    would_catch=[]))
+    known = {o.id for o in raw}
+    stale += [name for name in equivalents if name not in known]
+    return outcomes, sorted(stale)
+
+
 def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
                    progress: Progress, env: Mapping[str, str],
-                   equivalents: Mapping[str, str]) -> tuple[list[MLOutcome], list[str], bool]:
-    """Generate, run (or reuse) and judge every ML mutant; return outcomes, stale
-    equivalent entries and whether anything was run."""
+                   equivalents: Mapping[str, str], only: set[str] | None = None,
+                   ) -> tuple[list[MLOutcome], list[str], bool]:
+    """Generate, run (or reuse) and judge every ML mutant (with ``only``, a shard's part of
+    them, by id); return outcomes, stale equivalent entries and whether anything was run."""
     from mlprop.audit import ml_mutants, ml_runner
 
     files = config.mutated_files(root)
-    mutants = ml_mutants.generate_for_paths(root, files)
+    mutants = [m for m in ml_mutants.generate_for_paths(root, files)
+               if only is None or m.id in only]
     tests_by_key, durations = load_stats(root)
     # like mutmut, re-test a mutant when its own file or anything else it runs with changes
     current = fingerprint(root, config, exclude=files) + _runner_fingerprint()
@@ -590,29 +654,23 @@ def run_ml_mutants(root: Path, config: MutmutConfig, *, max_children: int,
             _recheck_kills(root, config, results, {i.id for i in items}, env, progress)
         except RuntimeError as exc:
             raise AuditError(str(exc)) from None
+        kept = {key: value for key, value in cached.items() if key not in results}
         atomic_write_text(cache_path, json.dumps({"fingerprint": current, "results": {
-            m.id: {"source_sha": m.source_sha, "tests": tests_of[m.id],
-                   "result": asdict(results[m.id])}
-            for m in mutants if m.id in results}}, indent=1))
-    outcomes, stale = [], []
+            **kept, **{m.id: {"source_sha": m.source_sha, "tests": tests_of[m.id],
+                              "result": asdict(results[m.id])}
+                       for m in mutants if m.id in results}}}, indent=1))
+    raw = []
     for mutant in mutants:
         result = results[mutant.id]
-        status, reason = result.status, equivalents.get(mutant.id)
-        if reason is not None and status in {"killed", "timeout"}:
-            stale.append(mutant.id)
-            reason = None
-        elif reason is not None:
-            status = "equivalent"
         would = (ml_mutants.properties_for(mutant.operator)
-                 if not config.suite and status in {"survived", "no tests"} else [])
-        outcomes.append(MLOutcome(
+                 if not config.suite and result.status in {"survived", "no tests"} else [])
+        raw.append(MLOutcome(
             id=mutant.id, operator=mutant.operator, path=mutant.path, line=mutant.line,
-            function=mutant.function, description=mutant.description, status=status,
+            function=mutant.function, description=mutant.description, status=result.status,
             killed_by=result.killed_by, tests=result.tests, seconds=round(result.seconds, 2),
-            detail=result.detail, reason=reason, diff=mutant.diff, would_catch=would))
-    known = {m.id for m in mutants}
-    stale += [name for name in equivalents if name not in known]
-    return outcomes, sorted(stale), ran
+            detail=result.detail, diff=mutant.diff, would_catch=would))
+    outcomes, stale = apply_ml_equivalents(raw, equivalents)
+    return outcomes, stale, ran
 
 
 def _runner_fingerprint() -> str:
@@ -707,6 +765,8 @@ class AuditOptions:
     ml_mutants: bool = False
     equivalents: Path | None = None  # None: the project's own list (equivalents_path)
     suite: bool | None = None  # None: [tool.mlprop] suite decides
+    shard: Any = None  # mlprop.audit.shards.Shard: run only that part, return a shard result
+    timings: Path | None = None  # an earlier audit's --json: balances the shards
     progress: Progress = field(default=lambda message: print(message, file=sys.stderr,
                                                              flush=True))
 
@@ -750,14 +810,18 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
     if forgotten:
         options.progress(f"training path: {forgotten} earlier re-test kill(s) handed back to "
                          "mutmut (something they depended on changed)")
+    part = None if options.shard is None else _shard_part(root, config, options, env, children)
     run = run_mutmut(root, config, max_children=options.max_children,
-                     progress=options.progress, env=env)
+                     progress=options.progress, env=env,
+                     names=None if part is None else part.mutmut)
     if not run.outcomes:
         raise AuditError("mutmut left no results in mutants/ (see its output above)")
     tests_by_key, durations = load_stats(root)
     try:
         retested = retest.retest_training_path(
-            root, run.outcomes, target=config.target, current=current,
+            root, run.outcomes if part is None else [
+                o for o in run.outcomes if o.name in part.mutmut],
+            target=config.target, current=current,
             coverage=retest.Coverage(tests_by_key, durations, load_callers(root)),
             pytest_args=config.pytest_add_cli_args, max_children=children, env=env,
             progress=options.progress)
@@ -765,13 +829,16 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
         raise AuditError(str(exc)) from None
     _raise_guard_problem(root)
     all_outcomes = rep.read_mutmut_results(root, config.mutated_files(root))
+    if part is not None:
+        all_outcomes = [o for o in all_outcomes if o.name in part.mutmut]
     outcomes, stale = rep.apply_equivalents(all_outcomes, equivalents.mutmut)
     ml = None
     ml_seconds = None
     if options.ml_mutants:
         ml_start = time.monotonic()
         ml = run_ml_mutants(root, config, max_children=children, progress=options.progress,
-                            env=env, equivalents=equivalents.ml)
+                            env=env, equivalents=equivalents.ml if part is None else {},
+                            only=None if part is None else set(part.ml))
         ml_seconds = time.monotonic() - ml_start if ml[2] else 0.0
     timing = {
         "wall_seconds": round(time.monotonic() - started, 1),
@@ -786,14 +853,99 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
         "suite_in_mutant_runs": config.suite,
         "training_path_retest": retested.as_dict(),
     }
+    if part is not None:
+        return _shard_result(root, config, options, part, all_outcomes, ml, timing,
+                             equivalents, tests_by_key, current)
     return build_report(root, outcomes, stale, ml, timing, options.fail_under,
                         equivalents)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A shard's part of the work: mutmut mutant names and ML mutant ids."""
+
+    mutmut: frozenset[str]
+    ml: frozenset[str]
+    ml_order: Mapping[str, int]  # ML mutant id -> its place in the whole list (report order)
+    partition: str  # digest of the whole partition
+    timings: str  # digest of the per-unit seconds it was balanced with
+
+
+def _shard_part(root: Path, config: MutmutConfig, options: AuditOptions,
+                env: Mapping[str, str], children: int) -> _Part:
+    """Generate every mutant (mutmut's and, with ``ml_mutants``, the ML ones), partition
+    them the same way any machine would, and return this shard's part."""
+    from mlprop.audit import shards
+
+    names = [o.name for o in generate_mutants(root, config, max_children=children, env=env)]
+    ml_ids: list[str] = []
+    if options.ml_mutants:
+        from mlprop.audit import ml_mutants
+
+        ml_ids = [m.id for m in ml_mutants.generate_for_paths(root,
+                                                             config.mutated_files(root))]
+    seconds = shards.timings_from(options.timings) if options.timings is not None else {}
+    units = shards.work_units(names, ml_ids)
+    parts = shards.partition(units, options.shard.count, seconds)
+    mine = parts[options.shard.index - 1]
+    options.progress(f"mlprop audit: shard {options.shard}: {len(mine)} of {len(units)} "
+                     f"mutants (balanced by {'recorded seconds' if seconds else 'count'})")
+    return _Part(
+        mutmut=frozenset(u[len(shards.MUTMUT):] for u in mine if u.startswith(shards.MUTMUT)),
+        ml=frozenset(u[len(shards.ML):] for u in mine if u.startswith(shards.ML)),
+        ml_order={name: place for place, name in enumerate(ml_ids)},
+        partition=shards.digest(parts),
+        timings=shards.digest(sorted((u, seconds[u]) for u in units if u in seconds)))
+
+
+def _shard_result(root: Path, config: MutmutConfig, options: AuditOptions, part: _Part,
+                  outcomes: Sequence[rep.MutantOutcome],
+                  ml: tuple[list[MLOutcome], list[str], bool] | None, timing: dict[str, Any],
+                  equivalents: rep.Equivalents, tests_by_key: Mapping[str, Sequence[str]],
+                  current: str) -> dict[str, Any]:
+    """The shard result file's content (see :mod:`mlprop.audit.shards`): verdicts before
+    the equivalent list is applied (merge applies it once, to all of them), diffs of the
+    undetected, the tests covering each mutated function, and the fingerprint."""
+    from mlprop.audit import shards
+
+    functions = {o.name.partition("__mutmut_")[0] for o in outcomes}
+    ml_rows = [{**asdict(o), "order": part.ml_order[o.id]} for o in ml[0]] if ml else None
+    return {
+        "format": shards.FORMAT, "version": shards.VERSION,
+        "shard": {"index": options.shard.index, "count": options.shard.count},
+        "fingerprint": shards.digest([current, dict(equivalents.mutmut),
+                                      dict(equivalents.ml)]),
+        "partition": part.partition, "timings": part.timings,
+        "options": {"ml_mutants": options.ml_mutants, "suite": config.suite},
+        "units": shards.work_units(part.mutmut, part.ml),
+        "mutmut": [{"name": o.name, "path": o.path, "exit_code": o.exit_code,
+                    "seconds": o.seconds,
+                    "diff": None if o.status in rep.DETECTED else mutant_diff(root, o.name,
+                                                                              o.path)}
+                   for o in outcomes],
+        "ml": ml_rows,
+        "covering": {key: list(tests_by_key[key])
+                     for key in sorted(functions) if key in tests_by_key},
+        "equivalents": {"mutmut": dict(equivalents.mutmut), "ml": dict(equivalents.ml)},
+        "timing": timing,
+    }
+
+
 def build_report(root: Path, outcomes: Sequence[rep.MutantOutcome], stale: Sequence[str],
                  ml: tuple[list[MLOutcome], list[str], bool] | None, timing: dict[str, Any],
-                 fail_under: float | None, equivalents: rep.Equivalents) -> dict[str, Any]:
-    """The JSON-ready report, with ``passed`` and a one-line ``verdict``."""
+                 fail_under: float | None, equivalents: rep.Equivalents, *,
+                 diffs: Mapping[str, str] | None = None,
+                 missing_shards: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON-ready report, with ``passed`` and a one-line ``verdict``. ``diffs`` (mutant
+    name -> diff) replaces reading them from ``root/mutants`` (a merge of shard results);
+    ``missing_shards`` makes it a partial report that never passes."""
+    from mlprop.audit.shards import ML, MUTMUT
+
+    def diff(outcome: rep.MutantOutcome) -> str:
+        if diffs is not None:
+            return diffs.get(outcome.name, "")
+        return mutant_diff(root, outcome.name, outcome.path)
+
     overall, modules = rep.summarize(outcomes)
     undetected = [o for o in outcomes if o.status in rep.UNDETECTED]
     report: dict[str, Any] = {
@@ -802,14 +954,21 @@ def build_report(root: Path, outcomes: Sequence[rep.MutantOutcome], stale: Seque
             "overall": overall.as_dict(),
             "modules": {m: t.as_dict() for m, t in modules.items()},
             "survivors": [{"name": o.name, "path": o.path, "status": o.status,
-                           "diff": mutant_diff(root, o.name, o.path)} for o in undetected],
-            "equivalent": [{"name": o.name, "reason": o.reason, "diff": mutant_diff(
-                root, o.name, o.path)} for o in outcomes if o.status == "equivalent"],
+                           "diff": diff(o)} for o in undetected],
+            "equivalent": [{"name": o.name, "reason": o.reason, "diff": diff(o)}
+                           for o in outcomes if o.status == "equivalent"],
             "stale_equivalents": list(stale),
         },
         "timing": timing,
+        # per mutant, for `mlprop audit --shard K/N --timings` to balance the next run
+        "unit_seconds": {**{MUTMUT + o.name: o.seconds for o in outcomes
+                            if o.seconds is not None},
+                         **{ML + o.id: o.seconds for o in (ml[0] if ml else [])}},
     }
     problems = []
+    if missing_shards:
+        report["missing_shards"] = list(missing_shards)
+        problems.append(f"partial merge: shard(s) {', '.join(missing_shards)} missing")
     score = overall.score
     if fail_under is not None and (score is None or score < fail_under):
         problems.append(f"mutmut score {rep.format_score(score)} is under {fail_under:g}%")

@@ -132,10 +132,11 @@ def read_meta(meta_path: Path, source_path: str) -> list[MutantOutcome]:
     module = module_name(source_path)
     return [MutantOutcome(name=name, path=source_path, module=module, status=status_of(code),
                           exit_code=code, seconds=durations.get(name))
-            for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0]))]
+            for name, code in sorted(codes.items(), key=lambda kv: natural_order(kv[0]))]
 
 
-def _natural(name: str) -> tuple[str, int]:
+def natural_order(name: str) -> tuple[str, int]:
+    """Sort key of a mutmut mutant name: ``x_f__mutmut_2`` before ``x_f__mutmut_10``."""
     head, _, number = name.rpartition("__mutmut_")
     return (head, int(number)) if number.isdigit() else (name, 0)
 

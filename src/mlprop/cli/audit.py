@@ -27,6 +27,28 @@ def _percent(text: str) -> float:
     return value
 
 
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The options of what an audit (or a merge of shards) reports and gates."""
+    parser.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
+                        help="exit 1 if the mutmut score is under PCT percent")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="write a short Markdown report (for CI artifacts and job "
+                             "summaries)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="write report.html (score per file, undetected mutants with "
+                             "their diff and covering tests, ML mutants, score over time), "
+                             "summary.md and results.json to DIR")
+    parser.add_argument("--history", type=Path, nargs="+", default=[], metavar="JSON",
+                        help="earlier audit JSON files (oldest first): the report plots the "
+                             "score over time")
+    parser.add_argument("--force", action="store_true",
+                        help="let --report overwrite a report already in DIR")
+    parser.add_argument("--mlflow", action="store_true", default=None,
+                        help="log the audit to MLflow (needs the mlprop[mlflow] extra)")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     audit = subparsers.add_parser(
         "audit", help="mutation audit: mutmut score per module (with a gate) and ML-fault "
@@ -34,11 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run mutmut over [tool.mutmut] source_paths (incrementally), print the "
                     "score overall and per module with every undetected mutant's diff, and "
                     "optionally the ML-fault mutants by operator.")
-    audit.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
-                       help="exit 1 if the mutmut score is under PCT percent")
-    audit.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
-    audit.add_argument("--markdown", type=Path, metavar="FILE",
-                       help="write a short Markdown report (for CI artifacts)")
+    _add_report_options(audit)
     audit.add_argument("--max-children", type=positive_int, default=None, metavar="N",
                        help="parallel test processes (default: the number of CPUs)")
     audit.add_argument("--ml-mutants", action="store_true",
@@ -51,19 +69,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--suite", action=argparse.BooleanOptionalAction, default=None,
                        help="run mlprop's property suite against the project's target on "
                             "the mutants too (default: [tool.mlprop] suite)")
-    audit.add_argument("--report", type=Path, default=None, metavar="DIR",
-                       help="write report.html (score per file, undetected mutants with "
-                            "their diff and covering tests, ML mutants, score over time), "
-                            "summary.md and results.json to DIR")
-    audit.add_argument("--history", type=Path, nargs="+", default=[], metavar="JSON",
-                       help="earlier audit JSON files (oldest first): the report plots the "
-                            "score over time")
-    audit.add_argument("--force", action="store_true",
-                       help="let --report overwrite a report already in DIR")
-    audit.add_argument("--mlflow", action="store_true", default=None,
-                       help="log the audit to MLflow (needs the mlprop[mlflow] extra)")
-    audit.add_argument("--root", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    audit.add_argument("--shard", default=None, metavar="K/N",
+                       help="run only the K-th of N disjoint parts of the work (the same "
+                            "partition on every machine) and write a shard result for "
+                            "`mlprop audit merge`; the gate is applied at the merge")
+    audit.add_argument("--shard-output", type=Path, default=None, metavar="FILE",
+                       help="where --shard writes its result (default: "
+                            "mlprop-audit-shard-K-of-N.json)")
+    audit.add_argument("--timings", type=Path, default=None, metavar="JSON",
+                       help="with --shard: an earlier audit's --json (unsharded or merged); "
+                            "the parts are balanced by its per-mutant seconds (by count "
+                            "without it). Give every shard the same file")
     audit.set_defaults(handler=run)
+    commands = audit.add_subparsers(dest="audit_command", metavar="{merge}")
+    merge = commands.add_parser(
+        "merge", help="merge shard results into one report, score and gate",
+        description="Merge the results of `mlprop audit --shard K/N` into the report, score "
+                    "and exit code one unsharded audit gives. Refuses (exit 2) files that "
+                    "are malformed, from another commit or configuration, or overlap; a "
+                    "merge with shards missing names them and never passes.")
+    merge.add_argument("results", type=Path, nargs="+", metavar="RESULT",
+                       help="shard result files (any order)")
+    _add_report_options(merge)
+    merge.set_defaults(handler=run_merge, ml_mutants=None)
 
 
 Runner = Callable[..., dict[str, Any]]
@@ -75,30 +103,101 @@ def run(args: argparse.Namespace, audit: Runner | None = None) -> int:
 
     if audit is None:
         audit = mutation.run_audit
-    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
-        if path is not None and not path.resolve().parent.is_dir():
-            raise UsageError(f"{option}: directory {path.parent} does not exist")
+    _check_report_paths(args)
     if args.equivalents is not None and not args.equivalents.is_file():
         raise UsageError(f"--equivalents: no such file: {args.equivalents}")
-    report_dir, history, mlflow = _prepare_outputs(args)
+    shard, shard_output = _shard_options(args)
+    report_dir, history, mlflow = (None, [], False) if shard else _prepare_outputs(args)
     options = mutation.AuditOptions(
         root=args.root, fail_under=args.fail_under, max_children=args.max_children,
         ml_mutants=args.ml_mutants, equivalents=args.equivalents,
-        suite=getattr(args, "suite", None))
+        suite=getattr(args, "suite", None), shard=shard,
+        timings=getattr(args, "timings", None))
     from mlprop.atomic import atomic_write_text
     from mlprop.audit.lock import audit_lock
+    from mlprop.audit.shards import ShardError
 
     try:
         with audit_lock(args.root):  # a second audit of this project waits for this one
             result = audit(options)
-    except mutation.AuditError as exc:
+    except (mutation.AuditError, ShardError) as exc:
         raise UsageError(str(exc)) from None
+    if shard is not None:
+        atomic_write_text(shard_output, json.dumps(result, indent=1) + "\n")
+        units = len(result["units"])
+        print(f"mlprop audit: shard {shard}: {units} mutants judged; result in "
+              f"{shard_output} (merge every shard with `mlprop audit merge`)", file=sys.stderr)
+        return EXIT_OK
     print(report.format_text(result))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     if args.markdown is not None:
         atomic_write_text(args.markdown, report.format_markdown(result))
     _write_outputs(args, result, report_dir, history, mlflow)
+    if not result.get("passed", False):
+        print(result.get("verdict", "mlprop audit: failed"), file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise UsageError(f"{option}: directory {path.parent} does not exist")
+
+
+def _shard_options(args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """``--shard``/``--shard-output``/``--timings`` checked before anything runs."""
+    from mlprop.audit.shards import Shard, ShardError
+
+    text = getattr(args, "shard", None)
+    timings = getattr(args, "timings", None)
+    if text is None:
+        for option, value in (("--shard-output", getattr(args, "shard_output", None)),
+                              ("--timings", timings)):
+            if value is not None:
+                raise UsageError(f"{option} needs --shard K/N")
+        return None, None
+    try:
+        shard = Shard.parse(text)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+    for option in ("json", "markdown", "report", "fail_under", "mlflow"):
+        if getattr(args, option, None) not in (None, False):
+            raise UsageError(f"--{option.replace('_', '-')} is for the merge: a shard writes "
+                             "only its result (mlprop audit merge ... --"
+                             f"{option.replace('_', '-')})")
+    output = args.shard_output or Path(f"mlprop-audit-shard-{shard.index}-of-{shard.count}.json")
+    if not output.resolve().parent.is_dir():
+        raise UsageError(f"--shard-output: directory {output.parent} does not exist")
+    if timings is not None and not timings.is_file():
+        raise UsageError(f"--timings: no such file: {timings}")
+    return shard, output
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """``mlprop audit merge``: print and write the merged report; the exit code is the
+    gate's (a partial merge never passes)."""
+    from mlprop.atomic import atomic_write_text
+    from mlprop.audit import merge, report
+    from mlprop.audit.shards import ShardError
+
+    _check_report_paths(args)
+    report_dir, history, mlflow = _prepare_outputs(args)
+    try:
+        merged = merge.load(args.results)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+    result, covering = merge.merge_report(merged, args.fail_under)
+    print(report.format_text(result))
+    if merged.partial:
+        print(f"mlprop audit merge: PARTIAL: {len(merged.results)} of {merged.count} shards; "
+              f"missing {', '.join(result['missing_shards'])}", file=sys.stderr)
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    if args.markdown is not None:
+        atomic_write_text(args.markdown, report.format_markdown(result))
+    _write_outputs(args, result, report_dir, history, mlflow, covering=covering)
     if not result.get("passed", False):
         print(result.get("verdict", "mlprop audit: failed"), file=sys.stderr)
         return EXIT_CHECK_FAILED
@@ -129,7 +228,8 @@ def _prepare_outputs(args: argparse.Namespace) -> tuple[Path | None, list, bool]
 
 
 def _write_outputs(args: argparse.Namespace, result: dict[str, Any], report_dir: Path | None,
-                   history: list, mlflow: bool) -> None:
+                   history: list, mlflow: bool,
+                   covering: dict[str, list[str]] | None = None) -> None:
     import tempfile
 
     from mlprop import tracking
@@ -139,7 +239,8 @@ def _write_outputs(args: argparse.Namespace, result: dict[str, Any], report_dir:
         return
     with tempfile.TemporaryDirectory(prefix="mlprop-audit-") as scratch:
         directory = report_dir or Path(scratch)
-        covering = runs.covering_tests(args.root)
+        if covering is None:
+            covering = runs.covering_tests(args.root)
         runs.write_files(directory, runs.audit_files(result, covering=covering,
                                                      history=history))
         if report_dir is not None:
