@@ -4,6 +4,9 @@ images (resized, replicated to three channels, ImageNet-style normalisation).
 
 Used by tests/test_large_model.py and benchmarks/model_memory.py: the model and serving
 properties must pass on it, with memory bounded by the model and the input size.
+``training_target`` adds a torchvision-style ``train`` with the settings the README advises
+for a ResNet-size model, for the training component's time and memory
+(``benchmarks/model_memory.py --component training --whole --scale 0.5``).
 """
 
 from __future__ import annotations
@@ -87,3 +90,26 @@ def predict(images: np.ndarray) -> np.ndarray:
 target = Target(name="resnet18-224", schema=SCHEMA, input_shape=(3, SIZE, SIZE),
                 input_range=((0.0 - MEAN) / STD, (1.0 - MEAN) / STD), preprocess=preprocess,
                 build_model=build_model, predict=predict)
+
+
+def train(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int) -> nn.Module:
+    """Adam over seeded shuffled batches of 16, the global generators left as they were."""
+    inputs = torch.from_numpy(preprocess(images))
+    targets = torch.from_numpy(np.array(labels, np.int64))
+    model = build_model(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(epochs):
+            model.train()
+            for batch in torch.randperm(len(targets), generator=generator).split(16):
+                optimizer.zero_grad()
+                F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+                optimizer.step()
+    return model.eval()
+
+
+training_target = target.replace(train=train, thresholds={
+    "train_epochs": 20, "train_short_epochs": 1, "train_watch_epochs": 2})
+
