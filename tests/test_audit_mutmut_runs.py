@@ -87,6 +87,8 @@ def test_each_mutant_meets_its_quickest_test_first(tmp_path):
     assert set(runs) == set(killed)
     # every mutant here fails test_fast: with -x the slow tests never run on a mutant
     assert all(tests == ["fast"] for tests in runs.values()), runs
+    # and each mutant's seconds are kept (mutmut's fork server reports 0.0 for all)
+    assert all(o.seconds and 0.0 < o.seconds < 60 for o in run.outcomes), run.outcomes
 
 
 def test_a_shard_runs_mutmut_on_its_own_mutants_only(tmp_path):

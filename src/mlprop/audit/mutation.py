@@ -303,8 +303,11 @@ if extra:  # mlprop's property suite joins the project's test selection (suite =
     from mutmut.configuration import config
     selection = config().pytest_add_cli_args_test_selection
     selection.extend(test for test in extra if test not in selection)
+import time
 from mutmut.state import state
 from mutmut.workers import isolation
+
+submitted = {{}}
 
 
 def cheapest_first(submit):
@@ -314,11 +317,25 @@ def cheapest_first(submit):
     def ordered(self, mutant_name, tests, *args, **kwargs):
         seconds = state().duration_by_test
         tests = sorted(tests, key=lambda test: (seconds.get(test, float("inf")), test))
+        submitted[mutant_name] = time.monotonic()
         return submit(self, mutant_name, tests, *args, **kwargs)
     return ordered
 
 
+def timed(wait):
+    # the fork server reports every mutant's duration as 0.0: time it from its submission
+    # (a mutant is submitted when a worker is free), so .meta keeps per-mutant seconds
+    def result(self, *args, **kwargs):
+        outcome = wait(self, *args, **kwargs)
+        start = submitted.pop(outcome.mutant_name, None)
+        if start is not None and not outcome.duration:
+            outcome.duration = round(time.monotonic() - start, 3)
+        return outcome
+    return result
+
+
 isolation.ForkServerRunner.submit = cheapest_first(isolation.ForkServerRunner.submit)
+isolation.ForkServerRunner.wait_for_result = timed(isolation.ForkServerRunner.wait_for_result)
 from mutmut.__main__ import cli
 sys.exit(cli())
 """
