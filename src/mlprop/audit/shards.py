@@ -67,21 +67,49 @@ def work_units(mutmut_names: Iterable[str], ml_ids: Iterable[str]) -> list[str]:
     return sorted([MUTMUT + name for name in mutmut_names] + [ML + i for i in ml_ids])
 
 
+#: A part may carry this much more than the mean cost before units move to the lightest.
+TOLERANCE = 0.05
+
+
+def home_shard(unit: str, count: int) -> int:
+    """The part (0-based) a unit's name hashes to: the same on every machine and under any
+    other change to the mutant list."""
+    return int.from_bytes(hashlib.sha256(unit.encode()).digest()[:8], "big") % count
+
+
 def partition(units: Sequence[str], count: int,
               seconds: Mapping[str, float] | None = None) -> list[list[str]]:
     """Split ``units`` into ``count`` disjoint parts of about equal cost, the same on every
-    machine: each unit weighs its recorded seconds (a unit without a record weighs the
-    median of the recorded ones), or 1 when nothing is recorded; the heaviest unit goes
-    first, each to the lightest part (the lowest index on ties)."""
-    seconds = {u: float(s) for u, s in (seconds or {}).items() if u in set(units) and s > 0}
-    default = statistics.median(seconds.values()) if seconds else 1.0
-    weight = {unit: seconds.get(unit, default) for unit in units}
-    loads = [0.0] * count
+    machine. Each unit starts in its :func:`home_shard`, so adding or removing a mutant moves
+    no other one and each part's cached verdicts stay useful night after night. Then, while
+    the costliest part is more than :data:`TOLERANCE` above the mean, the unit of it whose
+    move best evens it with the cheapest part moves there. A unit's cost is its recorded
+    seconds (a unit without a record costs the median of the recorded ones), or 1 when
+    nothing is recorded (parts of about equal count)."""
+    known = {u: float(s) for u, s in (seconds or {}).items() if s > 0}
+    units = sorted(dict.fromkeys(units))
+    recorded = [known[u] for u in units if u in known]
+    default = statistics.median(recorded) if recorded else 1.0
+    weight = {unit: known.get(unit, default) if recorded else 1.0 for unit in units}
     parts: list[list[str]] = [[] for _ in range(count)]
-    for unit in sorted(dict.fromkeys(units), key=lambda u: (-weight[u], u)):
-        lightest = min(range(count), key=lambda k: (loads[k], k))
-        parts[lightest].append(unit)
-        loads[lightest] += weight[unit]
+    loads = [0.0] * count
+    for unit in units:
+        home = home_shard(unit, count)
+        parts[home].append(unit)
+        loads[home] += weight[unit]
+    ceiling = (1.0 + TOLERANCE) * sum(loads) / count
+    for _ in range(len(units)):
+        heavy = max(range(count), key=lambda k: (loads[k], -k))
+        light = min(range(count), key=lambda k: (loads[k], k))
+        gap = loads[heavy] - loads[light]
+        movable = [u for u in parts[heavy] if 0.0 < weight[u] < gap]
+        if loads[heavy] <= ceiling or not movable:
+            break
+        unit = min(movable, key=lambda u: (abs(weight[u] - gap / 2), u))
+        parts[heavy].remove(unit)
+        parts[light].append(unit)
+        loads[heavy] -= weight[unit]
+        loads[light] += weight[unit]
     return [sorted(part) for part in parts]
 
 
