@@ -147,6 +147,26 @@ def test_fingerprint_changes_with_tests_sources_and_config(tmp_path):
     assert mutation.fingerprint(root, config) == third  # mutants/ is output, not input
 
 
+def test_fingerprint_follows_every_test_input_but_not_local_build_output(tmp_path):
+    """Two working copies of one commit get one fingerprint (an editable install's
+    *.egg-info or a hidden folder differs between them); a root conftest.py or a test folder
+    that only mutmut's selection names changes the verdicts, so it changes the fingerprint."""
+    root = make_project(tmp_path, extra='pytest_add_cli_args_test_selection = ["unit", "-q"]')
+    (root / "unit").mkdir()
+    (root / "unit" / "test_u.py").write_text("def test_u():\n    pass\n")
+    config = mutation.load_config(root)
+    first = mutation.fingerprint(root, config)
+    (root / "src" / "pkg.egg-info").mkdir()
+    (root / "src" / "pkg.egg-info" / "PKG-INFO").write_text("Name: pkg\n")
+    (root / "tests" / ".hypothesis").mkdir()
+    (root / "tests" / ".hypothesis" / "db").write_text("x")
+    assert mutation.fingerprint(root, config) == first
+    (root / "unit" / "test_u.py").write_text("def test_u():\n    assert 0\n")
+    second = mutation.fingerprint(root, config)
+    (root / "conftest.py").write_text("collect_ignore = []\n")
+    assert len({first, second, mutation.fingerprint(root, config)}) == 3
+
+
 def test_audit_environment_pins_the_cache_and_the_profile(tmp_path):
     env = mutation.audit_environment(tmp_path, {"MLPROP_PROFILE": "ci", "KEEP": "1"})
     assert env["MLPROP_CACHE_DIR"] == str(tmp_path / "mutants" / mutation.CACHE_DIR)

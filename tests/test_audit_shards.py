@@ -124,6 +124,13 @@ def test_merge_applies_the_equivalent_list_once_to_all_shards(tmp_path):
                   "exit_code": "1", "seconds": 1.0, "diff": None}]}, "'mutmut[0].exit_code'"),
     ({"units": []}, "'units'"),
     ({"options": {"ml_mutants": "no", "suite": True}}, "'options.ml_mutants'"),
+    ({"version": True}, "'version'"),
+    ({"timing": {"wall_seconds": "3"}}, "'timing.wall_seconds'"),
+    ({"timing": {"wall_seconds": 3, "training_path_retest": []}},
+     "'timing.training_path_retest'"),
+    ({"covering": {"pkg.mod.x_f": [1]}}, "'covering.pkg.mod.x_f[0]'"),
+    ({"equivalents": {"mutmut": {"pkg.mod.x_f__mutmut_1": 2}, "ml": {}}},
+     "'equivalents.mutmut.pkg.mod.x_f__mutmut_1'"),
 ])
 def test_a_malformed_shard_file_is_refused_naming_the_file_and_field(tmp_path, change, field):
     path = _write(tmp_path, "bad.json", _result(1, 2, {"pkg.mod.x_f__mutmut_1": 1}, **change))
@@ -174,3 +181,19 @@ def test_timings_come_from_an_earlier_audit_json(tmp_path):
     other = _write(tmp_path, "other.json", {"score": 80.0})
     with pytest.raises(ShardError, match=r"other\.json: field 'unit_seconds'"):
         shards.timings_from(other)
+
+
+def test_the_gate_given_before_merge_is_kept_and_shard_options_are_refused(tmp_path, capsys):
+    """`mlprop audit --fail-under 90 merge F` gates like `mlprop audit merge --fail-under 90
+    F` (argparse would reset it to None), and what only a shard uses is refused at merge."""
+    from mlprop import cli
+
+    one = _write(tmp_path, "1.json", _result(1, 1, {"pkg.mod.x_f__mutmut_1": 1,
+                                                    "pkg.mod.x_f__mutmut_2": 0}))
+    assert cli.main(["audit", "merge", str(one)]) == 0
+    assert cli.main(["audit", "--fail-under", "90", "merge", str(one)]) == 1
+    assert cli.main(["audit", "merge", "--fail-under", "90", str(one)]) == 1
+    capsys.readouterr()
+    assert cli.main(["audit", "--ml-mutants", "merge", str(one)]) == 2
+    assert "--ml-mutants is for the shards" in capsys.readouterr().err
+

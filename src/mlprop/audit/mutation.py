@@ -35,6 +35,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -58,6 +59,9 @@ SUITE_LINK = "mlprop_properties"
 """``mutants/<SUITE_LINK>``: a link to the installed property suite (``suite = true``)."""
 EXTRA_TESTS_ENV = "MLPROP_AUDIT_EXTRA_TESTS"
 """JSON list the mutmut launcher appends to mutmut's test selection."""
+NAMES_FILE_ENV = "MLPROP_AUDIT_MUTANT_NAMES"
+"""A file of mutant names (whitespace-separated) the launcher passes to ``mutmut run``."""
+NAMES_FILE = "mlprop-shard-mutants.txt"
 GUARD_FILE = "mlprop-import-guard.txt"
 STATE_FILE = "mlprop-audit-state.json"
 ML_RESULTS_FILE = "mlprop-ml-mutants.json"
@@ -239,15 +243,30 @@ def audit_environment(root: Path, base: Mapping[str, str] | None = None, *,
 
 
 def _walk_files(root: Path, entries: Iterable[str]) -> Iterable[Path]:
+    """The files under ``entries`` that a test run reads: not caches, build metadata
+    (``*.egg-info`` left by an editable install) or hidden folders, which differ between
+    working copies of one commit."""
     for entry in entries:
         path = root / entry
         if path.is_file():
             yield path
         elif path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and "__pycache__" not in child.parts and (
-                        child.suffix not in {".pyc", ".meta"}):
+                inside = child.relative_to(path).parts[:-1]
+                if child.is_file() and child.suffix not in {".pyc", ".meta"} and not any(
+                        part == "__pycache__" or part.startswith(".")
+                        or part.endswith(".egg-info") for part in inside):
                     yield child
+
+
+def _verdict_inputs(config: MutmutConfig) -> list[str]:
+    """Where the files a verdict depends on live: the sources, the copied folders, the test
+    folders (mutmut's selection included) and the test configuration files."""
+    selected = [entry for entry in config.test_selection
+                if not entry.startswith("-") and "::" not in entry]
+    return list(dict.fromkeys([
+        *config.source_paths, *config.also_copy, "tests", "test", *selected,
+        "pyproject.toml", "setup.cfg", "setup.py", "conftest.py", "pytest.ini", "tox.ini"]))
 
 
 def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()) -> str:
@@ -255,10 +274,8 @@ def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()
     and with ``suite`` the property suite's files), leaving out the files in ``exclude``
     (relative paths)."""
     digest = hashlib.sha256()
-    entries = [*config.source_paths, *config.also_copy, "tests", "test", "pyproject.toml",
-               "setup.cfg"]
     skipped = {root / path for path in exclude}
-    for path in _walk_files(root, dict.fromkeys(entries)):
+    for path in _walk_files(root, _verdict_inputs(config)):
         if path in skipped:
             continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -273,7 +290,8 @@ def fingerprint(root: Path, config: MutmutConfig, *, exclude: Iterable[str] = ()
     for package in ("mutmut", "torch", "numpy", "hypothesis", "pytest", "mlprop"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             digest.update(f"{package}={importlib.metadata.version(package)}".encode())
-    digest.update(sys.version.encode())
+    # the version, not sys.version: two builds of one Python give the same verdicts
+    digest.update(f"{platform.python_implementation()} {platform.python_version()}".encode())
     return digest.hexdigest()[:24]
 
 
@@ -296,13 +314,21 @@ def _snapshot(outcomes: Sequence[rep.MutantOutcome]) -> dict[str, tuple]:
     return {o.name: (o.exit_code, o.seconds) for o in outcomes}
 
 
-_LAUNCHER = f"""\
+_PRELUDE = f"""\
 import json, os, sys
 extra = json.loads(os.environ.get({EXTRA_TESTS_ENV!r}) or "[]")
 if extra:  # mlprop's property suite joins the project's test selection (suite = true)
     from mutmut.configuration import config
     selection = config().pytest_add_cli_args_test_selection
     selection.extend(test for test in extra if test not in selection)
+"""
+"""Every mutmut process the audit starts sees the same test selection."""
+
+_LAUNCHER = _PRELUDE + f"""\
+names = os.environ.get({NAMES_FILE_ENV!r})
+if names:  # a shard's mutants: read from a file (a command line has a size limit)
+    with open(names, encoding="utf-8") as listed:
+        sys.argv += [name for name in listed.read().split() if name]
 import time
 from mutmut.state import state
 from mutmut.workers import isolation
@@ -341,8 +367,7 @@ sys.exit(cli())
 """
 
 
-_GENERATE = """\
-import sys
+_GENERATE = _PRELUDE + """\
 from mutmut.__main__ import (copy_also_copy_files, copy_src_dir, create_mutants,
                              setup_source_paths, store_lines_covered_by_tests)
 from mutmut.mutation.trampoline import set_mutant_under_test
@@ -355,17 +380,36 @@ create_mutants(int(sys.argv[1]))
 """
 
 
+_STATS = _PRELUDE + """\
+from mutmut.__main__ import collect_or_load_stats
+from mutmut.workers.isolation import get_mutant_runner
+collect_or_load_stats(get_mutant_runner(int(sys.argv[1])), apply_config_invalidation=True)
+"""
+
+
+def _mutmut_step(root: Path, script: str, what: str, *, max_children: int,
+                 env: Mapping[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", script, str(max_children)], cwd=root,
+                          env=dict(env), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stdout + done.stderr).splitlines()
+        raise AuditError(f"mutmut could not {what} (exit code {done.returncode}):\n"
+                         + "\n".join(_failure_summary(lines)))
+
+
+def refresh_stats(root: Path, *, max_children: int, env: Mapping[str, str]) -> None:
+    """mutmut's coverage run alone, as ``mutmut run`` starts it (loaded when current, new
+    tests added, redone when its inputs changed): a shard whose mutmut mutants all have a
+    verdict still gives its ML mutants and re-test the tests that cover them now."""
+    _mutmut_step(root, _STATS, "update its test coverage", max_children=max_children, env=env)
+
+
 def generate_mutants(root: Path, config: MutmutConfig, *, max_children: int,
                      env: Mapping[str, str]) -> list[rep.MutantOutcome]:
     """mutmut's generation step alone (no test runs): ``mutants/`` gets every mutant and its
     ``.meta`` entry, as ``mutmut run`` would write them; returns every mutant with the
     verdict it has so far. A shard needs the whole mutant list before it tests any."""
-    done = subprocess.run([sys.executable, "-c", _GENERATE, str(max_children)], cwd=root,
-                          env=dict(env), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        lines = (done.stdout + done.stderr).splitlines()
-        raise AuditError(f"mutmut could not generate the mutants (exit code "
-                         f"{done.returncode}):\n" + "\n".join(_failure_summary(lines)))
+    _mutmut_step(root, _GENERATE, "generate the mutants", max_children=max_children, env=env)
     return rep.read_mutmut_results(root, config.mutated_files(root))
 
 
@@ -409,11 +453,14 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
         pending = [o.name for o in before if o.name in mine and o.status == "not checked"]
         if not pending:
             progress(f"mutmut: all {len(mine)} mutants of this shard have a verdict; "
-                     "reusing them")
+                     "reusing them (and updating the test coverage)")
+            refresh_stats(root, max_children=max_children or os.cpu_count() or 2, env=env)
             atomic_write_text(state_path, json.dumps({"fingerprint": current,
                                                       "inputs": inputs}))
             return MutmutRun(skipped=True, seconds=0.0, tested=0, outcomes=before)
-        command += pending
+        names_file = root / "mutants" / NAMES_FILE
+        atomic_write_text(names_file, "\n".join(pending) + "\n")
+        env = {**env, NAMES_FILE_ENV: str(names_file)}
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=400)
     last_report = [0.0, ""]
@@ -491,10 +538,8 @@ def test_inputs(root: Path, config: MutmutConfig) -> dict[str, str]:
     files, configuration and copied folders (and the linked property suite, named as its
     tests are), by relative path. The mutated sources are left out: mutmut tracks those."""
     mutated = {root / path for path in config.mutated_files(root)}
-    entries = [*config.source_paths, *config.also_copy, "tests", "test", "pyproject.toml",
-               "setup.cfg", "conftest.py"]
     hashes = {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-              for path in _walk_files(root, dict.fromkeys(entries)) if path not in mutated}
+              for path in _walk_files(root, _verdict_inputs(config)) if path not in mutated}
     if config.suite:
         from mlprop.suite import properties_dir
 
@@ -941,6 +986,11 @@ def _shard_result(root: Path, config: MutmutConfig, options: AuditOptions, part:
     undetected, the tests covering each mutated function, and the fingerprint."""
     from mlprop.audit import shards
 
+    unjudged = [o.name for o in outcomes if o.status == "not checked"]
+    if unjudged:  # mutmut stopped early: a result merge would count as complete is refused
+        raise AuditError(f"shard {options.shard}: {len(unjudged)} of its mutmut mutants have "
+                         f"no verdict (e.g. {unjudged[0]}); no shard result written, run it "
+                         "again")
     functions = {o.name.partition("__mutmut_")[0] for o in outcomes}
     ml_rows = [{**asdict(o), "order": part.ml_order[o.id]} for o in ml[0]] if ml else None
     return {

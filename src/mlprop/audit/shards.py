@@ -183,7 +183,7 @@ def load_result(path: Path) -> dict[str, Any]:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ShardError(f"{path}: field 'format': expected {FORMAT!r} (a file written by "
                          f"mlprop audit --shard), got {got!r}")
-    if data.get("version") != VERSION:
+    if data.get("version") != VERSION or isinstance(data.get("version"), bool):
         raise ShardError(f"{path}: field 'version': expected {VERSION}, got "
                          f"{data.get('version')!r} (written by another mlprop version)")
     shard = _check(path, "shard", data.get("shard"), "dict")
@@ -210,18 +210,37 @@ def load_result(path: Path) -> dict[str, Any]:
         _check(path, f"ml[{i}]", row, "dict")
         for key in ("id", "operator", "path", "function", "description", "status"):
             _check(path, f"ml[{i}].{key}", row.get(key), "str")
-        for key in ("line", "order"):
+        for key in ("line", "order", "tests"):
             _check(path, f"ml[{i}].{key}", row.get(key), "int")
+        _check(path, f"ml[{i}].seconds", row.get("seconds"), "num")
+        for key in ("detail", "diff"):
+            _check(path, f"ml[{i}].{key}", row.get(key), "str")
+        for key in ("killed_by", "reason"):
+            _check(path, f"ml[{i}].{key}", row.get(key), "str", nullable=True)
+        for j, name in enumerate(_check(path, f"ml[{i}].would_catch", row.get("would_catch"),
+                                        "list")):
+            _check(path, f"ml[{i}].would_catch[{j}]", name, "str")
     covering = _check(path, "covering", data.get("covering"), "dict")
     for key, tests in covering.items():
-        _check(path, f"covering.{key}", tests, "list")
+        for j, test in enumerate(_check(path, f"covering.{key}", tests, "list")):
+            _check(path, f"covering.{key}[{j}]", test, "str")
     equivalents = _check(path, "equivalents", data.get("equivalents"), "dict")
     for table in ("mutmut", "ml"):
-        _check(path, f"equivalents.{table}", equivalents.get(table), "dict")
+        for name, reason in _check(path, f"equivalents.{table}", equivalents.get(table),
+                                   "dict").items():
+            _check(path, f"equivalents.{table}.{name}", reason, "str")
     options = _check(path, "options", data.get("options"), "dict")
     for key in ("ml_mutants", "suite"):
         _check(path, f"options.{key}", options.get(key), "bool")
-    _check(path, "timing", data.get("timing"), "dict")
+    timing = _check(path, "timing", data.get("timing"), "dict")
+    _check(path, "timing.wall_seconds", timing.get("wall_seconds"), "num")
+    for key in ("mutmut_seconds", "ml_seconds", "mutants_tested"):
+        _check(path, f"timing.{key}", timing.get(key), "num", nullable=True)
+    retest = _check(path, "timing.training_path_retest", timing.get("training_path_retest"),
+                    "dict", nullable=True)
+    for key in ("survivors", "on_training_path", "killed", "seconds"):
+        _check(path, f"timing.training_path_retest.{key}", (retest or {}).get(key), "num",
+               nullable=True)
     named = {MUTMUT + row["name"] for row in data["mutmut"]} | {
         ML + row["id"] for row in (ml or [])}
     if named != set(units):

@@ -27,26 +27,36 @@ def _percent(text: str) -> float:
     return value
 
 
-def _add_report_options(parser: argparse.ArgumentParser) -> None:
-    """The options of what an audit (or a merge of shards) reports and gates."""
-    parser.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
+def _add_report_options(parser: argparse.ArgumentParser, *, keep_earlier: bool = False,
+                        ) -> None:
+    """The options of what an audit (or a merge of shards) reports and gates. With
+    ``keep_earlier`` (the ``merge`` subcommand) an option left out keeps the value given
+    before ``merge`` (argparse would otherwise reset it to its default: a gate given as
+    ``mlprop audit --fail-under 90 merge ...`` would be dropped silently)."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if keep_earlier else value
+
+    parser.add_argument("--fail-under", type=_percent, default=default(None), metavar="PCT",
                         help="exit 1 if the mutmut score is under PCT percent")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
-    parser.add_argument("--markdown", type=Path, metavar="FILE",
+    parser.add_argument("--json", type=Path, metavar="FILE", default=default(None),
+                        help="write the report as JSON")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", default=default(None),
                         help="write a short Markdown report (for CI artifacts and job "
                              "summaries)")
-    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--report", type=Path, default=default(None), metavar="DIR",
                         help="write report.html (score per file, undetected mutants with "
                              "their diff and covering tests, ML mutants, score over time), "
                              "summary.md and results.json to DIR")
-    parser.add_argument("--history", type=Path, nargs="+", default=[], metavar="JSON",
-                        help="earlier audit JSON files (oldest first): the report plots the "
-                             "score over time")
-    parser.add_argument("--force", action="store_true",
+    parser.add_argument("--history", type=Path, nargs="+", default=default([]),
+                        metavar="JSON", help="earlier audit JSON files (oldest first): the "
+                                             "report plots the score over time")
+    parser.add_argument("--force", action="store_true", default=default(False),
                         help="let --report overwrite a report already in DIR")
-    parser.add_argument("--mlflow", action="store_true", default=None,
+    parser.add_argument("--mlflow", action="store_true", default=default(None),
                         help="log the audit to MLflow (needs the mlprop[mlflow] extra)")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=default(Path.cwd()),
+                        help=argparse.SUPPRESS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,8 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "merge with shards missing names them and never passes.")
     merge.add_argument("results", type=Path, nargs="+", metavar="RESULT",
                        help="shard result files (any order)")
-    _add_report_options(merge)
-    merge.set_defaults(handler=run_merge, ml_mutants=None)
+    _add_report_options(merge, keep_earlier=True)
+    merge.set_defaults(handler=run_merge)
 
 
 Runner = Callable[..., dict[str, Any]]
@@ -182,13 +192,25 @@ def run_merge(args: argparse.Namespace) -> int:
     from mlprop.audit import merge, report
     from mlprop.audit.shards import ShardError
 
+    for option, value in (("--shard", args.shard), ("--shard-output", args.shard_output),
+                          ("--timings", args.timings), ("--max-children", args.max_children),
+                          ("--ml-mutants", args.ml_mutants or None),
+                          ("--equivalents", args.equivalents), ("--suite", args.suite)):
+        if value is not None:
+            raise UsageError(f"{option} is for the shards, not for `mlprop audit merge` (each "
+                             "shard result already holds what it ran with)")
     _check_report_paths(args)
     report_dir, history, mlflow = _prepare_outputs(args)
     try:
         merged = merge.load(args.results)
     except ShardError as exc:
         raise UsageError(str(exc)) from None
-    result, covering = merge.merge_report(merged, args.fail_under)
+    try:
+        result, covering = merge.merge_report(merged, args.fail_under)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # past load_result
+        files = ", ".join(str(path) for path, _ in merged.results)
+        raise UsageError(f"audit merge: a field of wrong type or shape in one of {files} "
+                         f"({type(exc).__name__}: {exc})") from None
     print(report.format_text(result))
     if merged.partial:
         print(f"mlprop audit merge: PARTIAL: {len(merged.results)} of {merged.count} shards; "
