@@ -1055,6 +1055,23 @@ def train_shuffles_labels_apart_from_images(target: Target) -> Target:
     return target.replace(train=train)
 
 
+def _train_under_global_hooks(target: Target, *registrations: Callable[[], Any]) -> Target:
+    """The target with ``train`` run while torch's global hooks are in place: each of
+    ``registrations`` registers one and returns its handle; all are removed when ``train``
+    returns or raises (a fault planted inside the user's own loop, which stays unchanged)."""
+    original = target.train
+
+    def train(images, labels, *, seed, epochs):
+        handles = [register() for register in registrations]
+        try:
+            return original(images, labels, seed=seed, epochs=epochs)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    return target.replace(train=train)
+
+
 @fault("training", "test_train_learns_a_separable_set", applies=_trains)
 def train_optimizer_never_steps(target: Target) -> Target:
     """``optimizer.step()`` is never reached (dropped, or indented under a condition that is
@@ -1067,7 +1084,6 @@ def train_optimizer_never_steps(target: Target) -> Target:
         register_optimizer_step_pre_hook,
     )
 
-    original = target.train
     before: dict[int, list[torch.Tensor]] = {}
 
     def remember(optimizer, args, kwargs):
@@ -1081,16 +1097,8 @@ def train_optimizer_never_steps(target: Target) -> Target:
                                          for p in group["params"]), saved, strict=True):
                 parameter.copy_(value)
 
-    def train(images, labels, *, seed, epochs):
-        handles = [register_optimizer_step_pre_hook(remember),
-                   register_optimizer_step_post_hook(undo)]
-        try:
-            return original(images, labels, seed=seed, epochs=epochs)
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    return target.replace(train=train)
+    return _train_under_global_hooks(target, lambda: register_optimizer_step_pre_hook(remember),
+                                     lambda: register_optimizer_step_post_hook(undo))
 
 
 @fault("training", "test_train_learns_a_separable_set", applies=_trains)
@@ -1101,20 +1109,11 @@ def train_with_a_zero_learning_rate(target: Target) -> Target:
     group's ``lr`` to 0 while the target's ``train`` runs."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    original = target.train
-
     def zero_rate(optimizer, args, kwargs):
         for group in optimizer.param_groups:
             group["lr"] = 0.0
 
-    def train(images, labels, *, seed, epochs):
-        handle = register_optimizer_step_pre_hook(zero_rate)
-        try:
-            return original(images, labels, seed=seed, epochs=epochs)
-        finally:
-            handle.remove()
-
-    return target.replace(train=train)
+    return _train_under_global_hooks(target, lambda: register_optimizer_step_pre_hook(zero_rate))
 
 
 @fault("training", "test_train_moves_every_trainable_parameter",
@@ -1246,19 +1245,12 @@ def train_runs_in_eval_mode(target: Target) -> Target:
     is off and batch norm uses its running statistics while the model trains. Planted by
     switching every module to eval mode before its forward while the target's ``train``
     runs."""
-    original = target.train
 
     def to_eval(module, args):
         module.training = False
 
-    def train(images, labels, *, seed, epochs):
-        handle = torch.nn.modules.module.register_module_forward_pre_hook(to_eval)
-        try:
-            return original(images, labels, seed=seed, epochs=epochs)
-        finally:
-            handle.remove()
-
-    return target.replace(train=train)
+    return _train_under_global_hooks(
+        target, lambda: torch.nn.modules.module.register_module_forward_pre_hook(to_eval))
 
 
 def _has_split(target: Target) -> bool:
