@@ -448,8 +448,8 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
                      "will be checked again")
             before = rep.read_mutmut_results(root, files)
     command = mutmut_command(max_children)
-    if names is not None:
-        mine = set(names)
+    mine = None if names is None else set(names)
+    if mine is not None:
         pending = [o.name for o in before if o.name in mine and o.status == "not checked"]
         if not pending:
             progress(f"mutmut: all {len(mine)} mutants of this shard have a verdict; "
@@ -516,7 +516,7 @@ def run_mutmut(root: Path, config: MutmutConfig, *, max_children: int | None,
     old = _snapshot(before)
     tested = sum(1 for name, value in _snapshot(after).items()
                  if value[0] is not None and old.get(name) != value)
-    judged = after if names is None else [o for o in after if o.name in set(names)]
+    judged = after if mine is None else [o for o in after if o.name in mine]
     if not any(o.status == "not checked" for o in judged):
         atomic_write_text(state_path, json.dumps({"fingerprint": current, "inputs": inputs}))
     return MutmutRun(skipped=False, seconds=seconds, tested=tested,
@@ -909,7 +909,6 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
     all_outcomes = rep.read_mutmut_results(root, config.mutated_files(root))
     if part is not None:
         all_outcomes = [o for o in all_outcomes if o.name in part.mutmut]
-    outcomes, stale = rep.apply_equivalents(all_outcomes, equivalents.mutmut)
     ml = None
     ml_seconds = None
     if options.ml_mutants:
@@ -931,9 +930,10 @@ def run_audit(options: AuditOptions) -> dict[str, Any]:
         "suite_in_mutant_runs": config.suite,
         "training_path_retest": retested.as_dict(),
     }
-    if part is not None:
+    if part is not None:  # verdicts before the equivalent list: merge applies it once
         return _shard_result(root, config, options, part, all_outcomes, ml, timing,
                              equivalents, tests_by_key, current)
+    outcomes, stale = rep.apply_equivalents(all_outcomes, equivalents.mutmut)
     return build_report(root, outcomes, stale, ml, timing, options.fail_under,
                         equivalents)
 
