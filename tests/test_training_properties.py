@@ -52,6 +52,20 @@ def build_model(seed: int) -> nn.Module:
         return Tiny()
 
 
+def _epoch(model, optimizer, inputs, targets, order, *, call_train=True):
+    """One correct epoch over ``order`` in batches of 8 (``model.train()`` first unless
+    ``call_train`` is off), then an evaluation pass under ``no_grad``."""
+    if call_train:
+        model.train()
+    for batch in order.split(8):
+        optimizer.zero_grad()
+        F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        model(inputs)
+
+
 def train(images, labels, *, seed, epochs, wrap=None):
     """A correct loop: a seeded shuffle, Adam, zero_grad per step, an eval pass per epoch."""
     model = build_model(seed) if wrap is None else wrap(build_model(seed))
@@ -59,14 +73,8 @@ def train(images, labels, *, seed, epochs, wrap=None):
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.02)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        model.train()
-        for batch in torch.randperm(len(targets), generator=generator).split(8):
-            optimizer.zero_grad()
-            F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model(inputs)
+        _epoch(model, optimizer, inputs, targets,
+               torch.randperm(len(targets), generator=generator))
     return model
 
 
@@ -100,15 +108,8 @@ def _dropout_train(images, labels, *, seed, epochs, forget_train=False):
         inputs, targets = preprocess(images), torch.from_numpy(np.array(labels, np.int64))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         for epoch in range(epochs):
-            if epoch == 0 or not forget_train:
-                model.train()
-            for batch in torch.randperm(len(targets)).split(8):
-                optimizer.zero_grad()
-                F.cross_entropy(model(inputs[batch]), targets[batch]).backward()
-                optimizer.step()
-            model.eval()
-            with torch.no_grad():
-                model(inputs)
+            _epoch(model, optimizer, inputs, targets, torch.randperm(len(targets)),
+                   call_train=epoch == 0 or not forget_train)
     return model
 
 
