@@ -29,7 +29,7 @@ DEFAULT_TARGETS = ("mlprop.digits:target", "mlprop.colour:target",
 ONE = r"""
 import json, resource, sys, time
 import numpy as np, torch
-from mlprop.audit import runner
+from mlprop.faults import sweep as runner
 from mlprop.target import load_target
 
 spec, name = sys.argv[1], sys.argv[2]

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 FAULTY_TARGET = """
-from mlprop.audit.faults import CATALOGUE
+from mlprop.faults import CATALOGUE
 from mlprop.target import load_target
 
 target = CATALOGUE[{fault!r}].inject(load_target({spec!r}))
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
 
-    from mlprop.audit.faults import CATALOGUE
+    from mlprop.faults import CATALOGUE
     from mlprop.target import load_target
 
     reference = load_target(args.target)

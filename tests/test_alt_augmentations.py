@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from mlprop import Augmentation
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, property_outcome
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, property_outcome
 from mlprop.properties import test_augment as augment_properties
 from tests import alt_augmentations as alt
 

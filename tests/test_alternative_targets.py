@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlprop.audit.runner import load_properties, run_property
+from mlprop.faults.sweep import load_properties, run_property
 from tests import alt_targets
 
 PROPERTIES = load_properties()

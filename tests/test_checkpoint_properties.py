@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlprop.audit.runner import load_properties, property_outcome
+from mlprop.faults.sweep import load_properties, property_outcome
 from mlprop.target import load_target
 
 PROPERTIES = load_properties()

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from mlprop import ImageSchema, Target
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, property_outcome, run_fault
 from mlprop.errors import TargetError
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, property_outcome, run_fault
 from mlprop.target import load_target
 
 colour_preprocess = importlib.import_module("mlprop.colour.preprocess")
@@ -266,7 +266,7 @@ def test_new_faults_apply_to_both_references_and_are_caught_by_name(fault_name, 
 
 def _full_message(prop, target) -> str:
     """The whole failure text (invariant, expected and actual) of ``prop`` on ``target``."""
-    from mlprop.audit.runner import _without_shrinking
+    from mlprop.faults.sweep import _without_shrinking
 
     try:
         _without_shrinking(prop, None)(target=target)

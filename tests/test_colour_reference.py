@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from mlprop import cli
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, run_fault, run_property
 from mlprop.colour import pipeline
 from mlprop.colour.preprocess import SCHEMA
 from mlprop.errors import SchemaError
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, run_fault, run_property
 from mlprop.image_files import load_images
 from mlprop.schema import ImageSchema
 from mlprop.target import load_target

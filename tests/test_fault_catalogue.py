@@ -11,9 +11,9 @@ import warnings
 
 import pytest
 
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, run_fault, run_property
 from mlprop.checks import PropertyViolation
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, run_fault, run_property
 from mlprop.target import load_target
 
 
@@ -74,7 +74,7 @@ def test_the_runner_reports_a_property_whose_field_is_missing_as_not_checked(pro
                                                                             reference):
     """Outside pytest the runner honours ``requires`` as the plugin does: a property that
     needs a field the target leaves out is not checked (and never called), not a failure."""
-    from mlprop.audit.runner import property_outcome
+    from mlprop.faults.sweep import property_outcome
 
     bare = reference.replace(trained_model=None, augmentations={})
     outcome = property_outcome(properties["test_attributions_are_complete"], bare)
@@ -89,8 +89,8 @@ def test_a_range_declared_from_the_formula_survives_float32_rounding(properties,
     """(0 - MEAN) / STD in float64 is a few float32 steps above what a float32 preprocess
     computes on a black image (the README's worked example declared it so): no false alarm;
     a forgotten /255 is still far outside."""
-    from mlprop.audit.faults import CATALOGUE
     from mlprop.digits.preprocess import MEAN, STD
+    from mlprop.faults import CATALOGUE
 
     exact = reference.replace(input_range=((0 - MEAN) / STD, (1 - MEAN) / STD))
     name = "test_preprocess_output_is_finite_and_inside_declared_range"

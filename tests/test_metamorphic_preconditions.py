@@ -23,9 +23,9 @@ import pytest
 import torch
 from torch import nn
 
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import _without_shrinking, load_properties, property_outcome
 from mlprop.checks import PropertyViolation
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import _without_shrinking, load_properties, property_outcome
 from mlprop.properties import test_metamorphic as metamorphic
 from mlprop.target import load_target
 
@@ -189,7 +189,7 @@ def test_the_invariance_failure_states_images_rate_and_threshold(digits, propert
 
 
 FAULTY_TARGET = """
-from mlprop.audit.faults import CATALOGUE
+from mlprop.faults import CATALOGUE
 from mlprop.target import load_target
 
 target = CATALOGUE["inverted_colors_at_serve"].inject(load_target("mlprop.digits:target"))

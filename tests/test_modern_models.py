@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from mlprop.attribution import NotExplainable, choose_method, explain
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, property_outcome
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, property_outcome
 from mlprop.target import load_target
 from tests import modern_models
 

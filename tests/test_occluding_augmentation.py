@@ -9,7 +9,7 @@ import pytest
 
 import mlprop.digits
 from mlprop import Augmentation
-from mlprop.audit.runner import load_properties, run_property
+from mlprop.faults.sweep import load_properties, run_property
 
 MAX_AREA = 0.4
 """At magnitude 1 a box covers up to 40 % of the image."""

@@ -27,7 +27,7 @@ from mlprop.report.output import ReportError, prepare_report_dir, write_report_f
 pytest_plugins = ["pytester"]
 
 FAULTY = '''
-from mlprop.audit.faults import CATALOGUE
+from mlprop.faults import CATALOGUE
 from mlprop.digits import target as _reference
 
 target = CATALOGUE["per_batch_normalization"].inject(_reference)

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlprop.audit.faults import CATALOGUE
-from mlprop.audit.runner import load_properties, property_outcome
+from mlprop.faults import CATALOGUE
+from mlprop.faults.sweep import load_properties, property_outcome
 from mlprop.properties.test_training import OFF_CPU_RTOL, differing_entries
 from mlprop.schema import ImageSchema
 from mlprop.target import Target

@@ -475,7 +475,7 @@ def likely_causes(name: str) -> list[dict[str, str]]:
     target), each as ``{"name", "component", "description"}``: the likely causes of its
     failure. Empty when none does or the catalogue cannot be loaded."""
     try:
-        from mlprop.audit.faults import CATALOGUE
+        from mlprop.faults import CATALOGUE
     except Exception:
         return []
     return [{"name": fault.name, "component": fault.component,

@@ -1,1 +1,2 @@
-"""Suite-strength audit: the ML fault catalogue, its runner and the kill matrix."""
+"""Mutation audit: the mutmut driver, the ML mutants, the training-path re-test, shards and
+merge (the fault catalogue they name is :mod:`mlprop.faults`)."""

@@ -38,7 +38,7 @@ OPERATORS: dict[str, str] = {
     "dtype": "change a floating / uint8 dtype (.astype, dtype=, .float())",
 }
 
-#: Operator -> the catalogue faults (:mod:`mlprop.audit.faults`) of the same kind: a
+#: Operator -> the catalogue faults (:mod:`mlprop.faults`) of the same kind: a
 #: surviving ML mutant of a run without mlprop's properties names their ``catches``.
 OPERATOR_FAULTS: dict[str, tuple[str, ...]] = {
     "mode-call": ("eval_forgotten_in_predict", "batchnorm_train_mode_at_serve",
@@ -60,7 +60,7 @@ OPERATOR_FAULTS: dict[str, tuple[str, ...]] = {
 def properties_for(operator: str) -> list[str]:
     """The properties of mlprop's suite that catch faults of ``operator``'s kind (the
     ``catches`` of :data:`OPERATOR_FAULTS`' catalogue entries), in catalogue order."""
-    from mlprop.audit.faults import CATALOGUE
+    from mlprop.faults import CATALOGUE
 
     found: list[str] = []
     for name in OPERATOR_FAULTS.get(operator, ()):

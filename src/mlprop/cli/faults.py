@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlprop.audit.faults import CATALOGUE
-    from mlprop.audit.runner import format_matrix, load_properties, sweep
+    from mlprop.faults import CATALOGUE
+    from mlprop.faults.sweep import format_matrix, load_properties, sweep
     from mlprop.target import load_target
 
     unknown = [name for name in args.fault if name not in CATALOGUE]

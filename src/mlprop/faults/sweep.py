@@ -17,8 +17,8 @@ from pathlib import Path
 
 from hypothesis import Phase, settings
 
-from mlprop.audit.faults import CATALOGUE, Fault
 from mlprop.checks import is_not_checked
+from mlprop.faults import CATALOGUE, Fault
 from mlprop.profiles import apply_settings, property_settings
 from mlprop.target import Target
 
