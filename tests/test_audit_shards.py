@@ -197,3 +197,56 @@ def test_the_gate_given_before_merge_is_kept_and_shard_options_are_refused(tmp_p
     assert cli.main(["audit", "--ml-mutants", "merge", str(one)]) == 2
     assert "--ml-mutants is for the shards" in capsys.readouterr().err
 
+
+
+_FAKE_MUTMUT = {
+    "__init__.py": "",
+    "state.py": "def state():\n    return None\n",
+    "workers/__init__.py": "",
+    "workers/isolation.py": ("class ForkServerRunner:\n"
+                             "    def submit(self, *a, **k): pass\n"
+                             "    def wait_for_result(self, *a, **k): pass\n"),
+    "configuration.py": ("class _Config:\n    pytest_add_cli_args_test_selection = []\n"
+                         "_CONFIG = _Config()\ndef config():\n    return _CONFIG\n"),
+    "__main__.py": ("import json, os, subprocess, sys\n"
+                    "from mutmut.configuration import config\n"
+                    "CHILD = ('import os, json; print(json.dumps(sorted('\n"
+                    "         'k for k in os.environ if k.startswith(\"MLPROP_\"))))')\n"
+                    "def cli():\n"
+                    "    child = subprocess.run([sys.executable, '-c', CHILD],\n"
+                    "                           capture_output=True, text=True, check=True)\n"
+                    "    print(json.dumps({'argv': sys.argv[1:],\n"
+                    "                      'child_env': json.loads(child.stdout),\n"
+                    "                      'selection':\n"
+                    "                      config().pytest_add_cli_args_test_selection}))\n"
+                    "    return 0\n"),
+}
+
+
+def test_what_a_shard_hands_mutmut_never_reaches_the_tests_subprocesses(tmp_path):
+    """The shard's mutant list and the extra tests reach mutmut (its argv and its test
+    selection) but not the environment of the processes the tests start: mlprop's own test
+    of the re-test runs `mlprop audit` on a project of its own, which read the outer shard's
+    mutant names and failed mutmut's stats run of every sharded audit of mlprop."""
+    import subprocess
+    import sys
+
+    from mlprop.audit import mutation
+
+    fake = tmp_path / "fake"
+    for name, text in _FAKE_MUTMUT.items():
+        path = fake / "mutmut" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    names = tmp_path / "names.txt"
+    names.write_text("pkg.x_f__mutmut_1\npkg.x_f__mutmut_2\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(fake),
+           mutation.NAMES_FILE_ENV: str(names),
+           mutation.EXTRA_TESTS_ENV: json.dumps(["suite/dir"])}
+    done = subprocess.run([sys.executable, "-c", mutation._LAUNCHER, "run"], env=env,
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["argv"] == ["run", "pkg.x_f__mutmut_1", "pkg.x_f__mutmut_2"]
+    assert seen["selection"] == ["suite/dir"]
+    assert seen["child_env"] == []

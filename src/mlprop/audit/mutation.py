@@ -316,7 +316,9 @@ def _snapshot(outcomes: Sequence[rep.MutantOutcome]) -> dict[str, tuple]:
 
 _PRELUDE = f"""\
 import json, os, sys
-extra = json.loads(os.environ.get({EXTRA_TESTS_ENV!r}) or "[]")
+# what the audit hands this process is taken out of its environment, so that the tests'
+# own subprocesses (a test that runs `mlprop audit` on a project of its own) never see it
+extra = json.loads(os.environ.pop({EXTRA_TESTS_ENV!r}, None) or "[]")
 if extra:  # mlprop's property suite joins the project's test selection (suite = true)
     from mutmut.configuration import config
     selection = config().pytest_add_cli_args_test_selection
@@ -325,7 +327,7 @@ if extra:  # mlprop's property suite joins the project's test selection (suite =
 """Every mutmut process the audit starts sees the same test selection."""
 
 _LAUNCHER = _PRELUDE + f"""\
-names = os.environ.get({NAMES_FILE_ENV!r})
+names = os.environ.pop({NAMES_FILE_ENV!r}, None)
 if names:  # a shard's mutants: read from a file (a command line has a size limit)
     with open(names, encoding="utf-8") as listed:
         sys.argv += [name for name in listed.read().split() if name]
