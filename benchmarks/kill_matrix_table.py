@@ -1,4 +1,5 @@
-"""The README's kill matrix of both references, from ``mlprop faults --json`` files.
+"""The kill matrix of both references (docs/pages/explanation/audit.md), from
+``mlprop faults --json`` files.
 
     .venv/bin/python benchmarks/kill_matrix_table.py DIGITS.json COLOUR.json
         [--before-digits F --before-colour F]

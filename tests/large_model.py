@@ -4,9 +4,9 @@ images (resized, replicated to three channels, ImageNet-style normalisation).
 
 Used by tests/test_large_model.py and benchmarks/model_memory.py: the model and serving
 properties must pass on it, with memory bounded by the model and the input size.
-``training_target`` adds a torchvision-style ``train`` with the settings the README advises
-for a ResNet-size model, for the training component's time and memory
-(``benchmarks/model_memory.py --component training --whole --scale 0.5``).
+``training_target`` adds a torchvision-style ``train`` with the settings that
+docs/pages/how-to/training.md advises for a ResNet-size model, for the training component's
+time and memory (``benchmarks/model_memory.py --component training --whole --scale 0.5``).
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ def test_the_runner_reports_a_property_whose_field_is_missing_as_not_checked(pro
 
 def test_a_range_declared_from_the_formula_survives_float32_rounding(properties, reference):
     """(0 - MEAN) / STD in float64 is a few float32 steps above what a float32 preprocess
-    computes on a black image (the README's worked example declared it so): no false alarm;
-    a forgotten /255 is still far outside."""
+    computes on a black image (the worked example of docs/pages/how-to/training.md declares it
+    so): no false alarm; a forgotten /255 is still far outside."""
     from mlprop.digits.preprocess import MEAN, STD
     from mlprop.faults import CATALOGUE
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from mlprop.checks import assert_close, reproduction
+from mlprop.docs_links import property_url
 from mlprop.errors import WriteError
 from mlprop.report import images as draw
 from mlprop.report import output
@@ -185,10 +186,17 @@ def test_report_of_a_failing_property_draws_its_shrunk_example(pytester, monkeyp
     assert len(pngs) == len(failure["figures"]) >= 2
     for png in pngs:
         _png_size(png)
-    assert "http://" not in html and "https://" not in html and "<script" not in html
+    # self-contained: the only URLs are the links of the property names to their reference
+    links = {property_url(PROPERTY), property_url("test_preprocess_is_deterministic")}
+    assert set(re.findall(r'href="(https?://[^"]*)"', html)) == links
+    offline = html
+    for link in links:
+        offline = offline.replace(link, "")
+    assert "http://" not in offline and "https://" not in offline and "<script" not in html
     assert "Likely causes" in html and "per_batch_normalization" in html
     md = (report / "summary.md").read_text()
     assert "| preprocess | 1 | 1 | 0 |" in md
+    assert f"- **[{PROPERTY}]({property_url(PROPERTY)})** (preprocess): " in md
     assert "component augment: no property of it ran" in md
     assert summary.read_text().startswith("earlier step\n## mlprop check")
 

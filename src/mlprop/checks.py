@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import numpy as np
+
+from mlprop.docs_links import property_url
 
 CURRENT_SPEC: dict[str, str] = {"spec": "mlprop.digits:target"}
 """The spec of the target under test, set by the pytest plugin (used in reproductions)."""
@@ -81,14 +84,43 @@ def describe_array(value: Any) -> str:
     return f"{head}, min={array.min()}, max={array.max()}, sha256={digest}...)"
 
 
+SUITE_PACKAGES = ("mlprop.properties", "properties")
+"""Where the suite's modules live: installed, and in a checkout (pytest imports
+``properties/test_*.py`` of this repository, or of mutmut's copy, as ``properties``)."""
+
+
+def running_property() -> str | None:
+    """The name of the suite's property whose code is running (the innermost frame of a
+    ``test_*`` function of a module of :data:`SUITE_PACKAGES`), or None outside one.
+
+    The reproduction note links to the property's reference entry with it, whether the
+    property runs under pytest or under the fault sweep, and whether the ``with
+    reproduction`` block is in the property or in a helper it calls."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if (frame.f_code.co_name.startswith("test_")
+                and module.rpartition(".")[0] in SUITE_PACKAGES):
+            return frame.f_code.co_name
+        frame = frame.f_back
+    return None
+
+
 def reproduction_note(target: Any, **details: Any) -> str:
+    """``Reproduce: target ...; key=value, ...`` (arrays described by
+    :func:`describe_array`), and, inside one of the suite's properties, a second line
+    ``reference: <url>`` to the property's entry in the documentation."""
     parts = []
     for key, value in details.items():
         shown = describe_array(value) if isinstance(value, np.ndarray) or hasattr(
             value, "detach") else repr(value)
         parts.append(f"{key}={shown}")
-    return (f"Reproduce: target {getattr(target, 'name', target)!r} "
+    note = (f"Reproduce: target {getattr(target, 'name', target)!r} "
             f"(--mlprop-target {CURRENT_SPEC['spec']}); " + ", ".join(parts))
+    name = running_property()
+    if name is not None:
+        note += f"\nreference: {property_url(name)}"
+    return note
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlprop.atomic import atomic_write_text, write_error
+from mlprop.docs_links import page_url
 from mlprop.errors import MlpropError
 
 __all__ = ["WORKFLOW_PATH", "InitError", "InitPlan", "code_lines", "estimate_shards",
@@ -298,8 +299,8 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
                                                      force)
 
     mlprop_table = tomlkit.table()
-    mlprop_table.add(tomlkit.comment("written by `mlprop init`; keys: README, "
-                                     "\"[tool.mlprop]\""))
+    mlprop_table.add(tomlkit.comment("written by `mlprop init`; keys: "
+                                     + page_url("reference/configuration")))
     mlprop_table["target"] = spec
     mlprop_table["profile"] = "ci"
     mlprop_table["suite"] = True
@@ -330,7 +331,7 @@ def plan_init(root: Path, *, target: str | None = None, package: str | None = No
         except (TOMLKitError, LookupError, TypeError, ValueError) as exc:  # tomlkit's own
             raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] to "
                             f"this file's layout ({type(exc).__name__}: {exc}): add them by "
-                            "hand (README)") from None
+                            f"hand ({page_url('how-to/ci', 'what-mlprop-init-writes')})") from None
         _check_edit(pyproject, text, plan.pyproject_text,
                     {key: table.unwrap() for key, table in added.items()})
     workflow_file = root / WORKFLOW_PATH
@@ -403,13 +404,15 @@ def _check_edit(pyproject: Path, old: str, new: str, added: dict[str, Any]) -> N
     if _canonical(result) != _canonical(expected):
         raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] to this "
                         "file's layout without changing what it means (dotted tool.* keys "
-                        "outside a [tool.*] table?): add the sections by hand (README)")
+                        "outside a [tool.*] table?): add the sections by hand "
+                        f"({page_url('how-to/ci', 'what-mlprop-init-writes')})")
     replacing = any(key in tomllib.loads(old).get("tool", {}) for key in added)  # --force
     remaining = iter(new.splitlines())
     if not replacing and not all(any(line == candidate for candidate in remaining)
                                  for line in old.splitlines()):
         raise InitError(f"{pyproject}: cannot add [tool.mlprop] and [tool.mutmut] without "
-                        "reordering this file's tables: add the sections by hand (README)")
+                        "reordering this file's tables: add the sections by hand "
+                        f"({page_url('how-to/ci', 'what-mlprop-init-writes')})")
 
 
 def write_plan(plan: InitPlan) -> None:

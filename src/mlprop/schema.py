@@ -44,11 +44,18 @@ class ImageSchema:
     :data:`LAYOUTS`, ``channels == 1`` for ``"HW"``, and a ``size`` within the side bounds.
     """
 
+    #: Number of classes; labels are integers in ``[0, num_classes)``.
     num_classes: int
+    #: Smallest height and width of a raw image.
     min_side: int
+    #: Largest height and width of a raw image.
     max_side: int
+    #: Channels of a raw image: 1 (grayscale), 3 (RGB), 4 (RGBA), any C.
     channels: int = 1
+    #: Raw batch layout: ``"HW"`` ``(N, H, W)``, ``"HWC"`` ``(N, H, W, C)`` or ``"CHW"``
+    #: ``(N, C, H, W)``.
     layout: str = "HW"
+    #: ``(H, W)``: a fixed image size, or None for any size within the side bounds.
     size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:

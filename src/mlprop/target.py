@@ -54,8 +54,14 @@ class Augmentation:
     given a whole batch tensor).
     """
 
+    #: The augmentation, ``fn(images, *, seed, magnitude) -> images``: raw uint8 images in,
+    #: same shape and dtype out; deterministic for a seed, the identity at magnitude 0.
     fn: Callable[..., Any]
+    #: True: a trained model's prediction survives the augmentation at small magnitude (the
+    #: metamorphic properties check it); False for an augmentation that may change the class.
     label_preserving: bool = True
+    #: True: random parameters are drawn for each image (identical images in one batch come
+    #: out differently); False: one draw per batch.
     per_image: bool = True
 
     def __post_init__(self) -> None:
@@ -97,24 +103,53 @@ class Target:
     skipped and listed as not checked.
     """
 
+    #: The pipeline's name, shown in the pytest header, reports and reproductions.
     name: str
+    #: The raw images (and labels) the pipeline accepts: an :class:`ImageSchema`.
     schema: ImageSchema
+    #: ``(C, H, W)`` of one image as ``preprocess`` returns it.
     input_shape: tuple[int, ...]
+    #: ``(low, high)``: declared bounds of every preprocessed value.
     input_range: tuple[float, float]
+    #: ``preprocess(images)``: raw uint8 images in the schema's layout -> float32
+    #: ``(N, *input_shape)`` (ndarray or tensor); deterministic, batch-independent, never
+    #: writes into its input, accepts N = 0 and N = 1.
     preprocess: Callable[[Any], Any]
+    #: Name -> :class:`Augmentation`: the training-time augmentations.
     augmentations: Mapping[str, Augmentation] = field(default_factory=dict)
+    #: ``build_model(seed) -> torch.nn.Module`` giving logits ``(N, num_classes)``: the same
+    #: seed gives identical parameters.
     build_model: Callable[[int], Any] | None = None
+    #: ``trained_model() -> torch.nn.Module``: the trained network (logits), cached.
     trained_model: Callable[[], Any] | None = None
+    #: ``predict(images) -> (N, num_classes)`` probabilities: the deployed serving path.
     predict: Callable[[Any], Any] | None = None
+    #: ``holdout() -> (images, labels)``: uint8 images and int64 labels never trained on.
     holdout: Callable[[], tuple[Any, Any]] | None = None
+    #: Floor for ``predict``'s accuracy on ``holdout()``.
     min_accuracy: float = 0.9
+    #: Property name -> the reason the pipeline legitimately breaks it (like scikit-learn's
+    #: ``expected_failed_checks``); a name that matches no property is reported.
     expected_failed_checks: Mapping[str, str] = field(default_factory=dict)
+    #: Threshold name -> value: overrides a statistical property's default threshold (the
+    #: properties reference lists each property's thresholds and defaults).
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: ``(mean, std)``: the per-channel constants ``preprocess`` normalises with, one per raw
+    #: channel in the schema's order, on the [0, 1] pixel scale (``(x / 255 - mean) / std``).
     channel_normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    #: True promises that ``predict`` also takes grayscale ``(N, H, W)`` batches, read as
+    #: R = G = B.
     accepts_grey: bool = False
+    #: ``train(images, labels, *, seed, epochs) -> torch.nn.Module``: the user's own training
+    #: function on raw uint8 images and int labels.
     train: Callable[..., Any] | None = None
+    #: ``training_data() -> (images, labels)`` that ``trained_model()`` was trained on, or an
+    #: iterable of such batches.
     training_data: Callable[[], Any] | None = None
+    #: ``save_model(model, path)``: the user's checkpoint writer (with ``load_model``).
     save_model: Callable[[Any, Any], None] | None = None
+    #: ``load_model(path) -> torch.nn.Module``: the user's checkpoint reader (with
+    #: ``save_model``).
     load_model: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:

@@ -52,6 +52,7 @@ from mlprop.atomic import atomic_write_text
 from mlprop.audit import report as rep
 from mlprop.audit import retest
 from mlprop.audit.training_path import mutmut_key
+from mlprop.docs_links import page_url
 
 DEFAULT_EQUIVALENTS = "equivalent_mutants.toml"
 """The project's reviewed equivalent-mutant list, beside its pyproject.toml (default)."""
@@ -125,8 +126,8 @@ def load_config(root: Path) -> MutmutConfig:
         raise AuditError(f"{pyproject}: tool: expected a table, got {type(tool).__name__}")
     section = tool.get("mutmut")
     if not section:
-        raise AuditError(f"{pyproject} has no [tool.mutmut] section (see README, "
-                         "'Mutation audit')")
+        raise AuditError(f"{pyproject} has no [tool.mutmut] section (see "
+                         f"{page_url('how-to/audit')})")
     if not isinstance(section, dict):
         raise AuditError(f"{pyproject}: [tool.mutmut] must be a table, got "
                          f"{type(section).__name__}")

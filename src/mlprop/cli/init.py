@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from mlprop.cli.common import EXIT_OK
+from mlprop.docs_links import page_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         print("nothing to write")
     target_module = plan.target.split(":")[0]
     print(f"package: {plan.package_path}; target: {plan.target}")
-    print(f"next: define `{plan.target.split(':')[1]}` in {target_module} (README: \"Point the "
-          "suite at your own pipeline\"), then run `pytest` or `mlprop check`")
+    print(f"next: define `{plan.target.split(':')[1]}` in {target_module} (docs: "
+          f"{page_url('tutorial', '3-describe-it-as-a-target')}), then run `pytest` or "
+          "`mlprop check`")
     print("to have your training code checked too, give the Target your own train(images, "
           "labels, *, seed, epochs), training_data() and save_model(model, path) / "
-          "load_model(path) (README: \"Writing a target\")")
+          f"load_model(path) (docs: {page_url('how-to/training')})")
     return EXIT_OK

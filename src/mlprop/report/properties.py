@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlprop.config import COMPONENTS
+from mlprop.docs_links import property_url
 from mlprop.report.environment import git_commit, versions
 from mlprop.report.html import badge, esc, md_table, page, pre, table
 from mlprop.report.output import append_step_summary, write_report_files
@@ -116,6 +117,12 @@ def _anchor(nodeid: str) -> str:
     return "f-" + "".join(ch if ch.isalnum() else "-" for ch in nodeid)[-120:]
 
 
+def _reference_link(entry: Mapping[str, Any]) -> str:
+    """The property's name linked to its entry in the documentation's reference."""
+    url = property_url(entry.get("name") or entry["test"])
+    return f'<a href="{esc(url)}">{esc(entry["test"])}</a>'
+
+
 def render_html(results: Mapping[str, Any]) -> str:
     target = results["target"]
     v = results["versions"]
@@ -140,9 +147,9 @@ def render_html(results: Mapping[str, Any]) -> str:
                      f"{esc(_seconds(c['seconds']))}</p>")
         rows = []
         for e in entries:
-            name = esc(e["test"])
+            name = _reference_link(e)
             if e.get("failure"):
-                name = f'<a href="#{_anchor(e["nodeid"])}">{name}</a>'
+                name += f' (<a href="#{_anchor(e["nodeid"])}">failure</a>)'
             rows.append([name, badge(e["status"]), esc(e.get("examples", "")),
                          esc(f"{float(e.get('seconds', 0.0)):.2f}"), esc(e.get("reason", ""))])
         parts.append(table(["property", "status", "examples", "seconds", "note"], rows,
@@ -163,7 +170,7 @@ def render_html(results: Mapping[str, Any]) -> str:
 def _failure_html(entry: Mapping[str, Any]) -> str:
     f = entry["failure"]
     out = [f'<div class="failure" id="{_anchor(entry["nodeid"])}">',
-           f"<h3>{esc(entry['test'])} <small>({esc(entry['component'])})</small></h3>"]
+           f"<h3>{_reference_link(entry)} <small>({esc(entry['component'])})</small></h3>"]
     if f.get("doc"):
         out.append("<h4>What it checks</h4>" + pre(f["doc"]))
     out.append(f"<h4>Assertion ({esc(f['exception'])})</h4>" + pre(f["message"]))
@@ -220,7 +227,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f = entry["failure"]
             first = f["message"].splitlines()[0] if f["message"] else f["exception"]
             causes = ", ".join(f"`{c['name']}`" for c in f.get("likely_causes", []))
-            lines.append(f"- **{entry['test']}** ({entry['component']}): {first}")
+            url = property_url(entry.get("name") or entry["test"])
+            lines.append(f"- **[{entry['test']}]({url})** ({entry['component']}): {first}")
             lines.append(f"  - replay: `{f['replay']}`")
             if f.get("blob"):
                 lines.append(f"  - `{f['blob']}`")
