@@ -258,10 +258,12 @@ def test_build_report_gates_on_the_score_and_on_ml_survivors(tmp_path):
 
 def test_mutmut_config_of_this_repository_is_consistent():
     """The deselected tests exist (a rename would silently widen the selection) and only
-    the reference pipeline is mutated."""
+    the reference pipeline and its kit are mutated, both of them."""
     config = mutation.load_config(ROOT)
     files = config.mutated_files(ROOT)
-    assert files and all(f.startswith("src/mlprop/digits/") for f in files)
+    assert files and all(f.startswith(("src/mlprop/digits/", "src/mlprop/reference/"))
+                         for f in files)
+    assert any(f.startswith("src/mlprop/reference/") for f in files)
     import tomllib
 
     selection = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"][

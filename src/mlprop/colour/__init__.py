@@ -3,46 +3,30 @@ classes), RGB ``uint8 (N, H, W, 3)`` in, a small ResNet at 32x32.
 
 ``mlprop.colour:target`` is the second reference target of the property suite: colour
 channels, per-channel normalisation, channels-last raw images, batch norm, residual blocks.
+It is assembled by the kit (:mod:`mlprop.reference.targets`) from the colour's own modules.
 """
 
-from mlprop.colour import augment
+from mlprop.colour import augment, pipeline
 from mlprop.colour.model import build_model
-from mlprop.colour.pipeline import (
-                                    holdout,
-                                    load_model,
-                                    predict,
-                                    save_model,
-                                    trained_model,
-                                    training_data,
+from mlprop.colour.pipeline import (  # noqa: F401  (importable from the package, as before)
+    holdout,
+    load_model,
+    predict,
+    save_model,
+    trained_model,
+    training_data,
 )
 from mlprop.colour.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
 from mlprop.colour.train import fit
-from mlprop.target import Augmentation, Target
+from mlprop.reference.targets import label_preserving, reference_target
+from mlprop.target import Augmentation, Target  # noqa: F401  (as before)
 
-AUGMENTATIONS = {
-    "shift": Augmentation(fn=augment.shift, label_preserving=True),
-    "brightness": Augmentation(fn=augment.brightness, label_preserving=True),
-    "noise": Augmentation(fn=augment.noise, label_preserving=True),
-}
+AUGMENTATIONS = label_preserving(shift=augment.shift, brightness=augment.brightness,
+                                 noise=augment.noise)
 
-target = Target(
-    name="colour",
-    schema=SCHEMA,
-    input_shape=INPUT_SHAPE,
-    input_range=INPUT_RANGE,
-    preprocess=preprocess,
-    augmentations=AUGMENTATIONS,
-    build_model=build_model,
-    trained_model=trained_model,
-    predict=predict,
-    holdout=holdout,
-    min_accuracy=0.9,
-    channel_normalization=(MEAN, STD),
-    accepts_grey=True,
-    train=fit,
-    training_data=training_data,
-    save_model=save_model,
-    load_model=load_model,
-)
+target = reference_target(
+    "colour", schema=SCHEMA, input_shape=INPUT_SHAPE, input_range=INPUT_RANGE,
+    preprocess=preprocess, augmentations=AUGMENTATIONS, build_model=build_model, train=fit,
+    pipeline=pipeline, min_accuracy=0.9, channel_normalization=(MEAN, STD), accepts_grey=True)
 
 __all__ = ["target"]

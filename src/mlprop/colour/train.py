@@ -1,28 +1,29 @@
-"""Training of the colour reference: Adam, seeded shuffling and augmentation, fixed epochs."""
+"""Training of the colour reference: Adam, seeded shuffling and augmentation, fixed epochs.
+
+The loop is the kit's (:func:`mlprop.reference.training.run_epochs`, seeded by
+``config.seed``); the colour's own parts are here: each batch augmented on its own with a
+seed derived from the run's seed, the epoch and the step, and a one-cycle schedule stepped
+after every batch.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from mlprop.colour import augment, model, preprocess
+from mlprop.digits.train import predict_classes as predict_preprocessed
+from mlprop.reference import training
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(training.TrainConfig):
     epochs: int = 6
-    batch_size: int = 64
     learning_rate: float = 3e-3
     augment_magnitude: float = 0.3
-    seed: int = 0
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
 def train(images: np.ndarray, labels: np.ndarray, config: TrainConfig = TrainConfig(),
@@ -33,24 +34,20 @@ def train(images: np.ndarray, labels: np.ndarray, config: TrainConfig = TrainCon
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.learning_rate, epochs=config.epochs,
         steps_per_epoch=-(-len(labels) // config.batch_size))
-    order_rng = np.random.default_rng(config.seed)
     targets = torch.from_numpy(labels.astype(np.int64))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        network.train()
-        for epoch in range(config.epochs):
-            order = order_rng.permutation(len(labels))
-            for step, start in enumerate(range(0, len(order), config.batch_size)):
-                batch = order[start:start + config.batch_size]
-                seed = (config.seed * 1_000_003 + epoch * 10_007 + step) % (2**63)
-                pixels = augment.random_augment(images[batch], seed=seed,
-                                                magnitude=config.augment_magnitude)
-                inputs = torch.from_numpy(preprocess.preprocess(pixels))
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(network(inputs), targets[batch]).backward()
-                optimizer.step()
-                scheduler.step()
-    return network.eval()
+
+    def epoch_batches(epoch: int) -> training.BatchSource:
+        def batch_of(step: int, rows: np.ndarray) -> training.Batch:
+            seed = (config.seed * 1_000_003 + epoch * 10_007 + step) % (2**63)
+            pixels = augment.random_augment(images[rows], seed=seed,
+                                            magnitude=config.augment_magnitude)
+            return torch.from_numpy(preprocess.preprocess(pixels)), targets[rows]
+
+        return batch_of
+
+    return training.run_epochs(network, optimizer, seed=config.seed, epochs=config.epochs,
+                               rows=len(labels), batch_size=config.batch_size,
+                               epoch_batches=epoch_batches, after_step=scheduler.step)
 
 
 def fit(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int) -> nn.Module:
@@ -61,6 +58,6 @@ def fit(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int) -> nn
 
 
 def predict_classes(network: nn.Module, images: np.ndarray) -> np.ndarray:
-    network.eval()
-    with torch.inference_mode():
-        return network(torch.from_numpy(preprocess.preprocess(images))).argmax(1).numpy()
+    """Argmax class of each raw image, in eval mode without gradients (one batch)."""
+    inputs = torch.from_numpy(preprocess.preprocess(images))
+    return predict_preprocessed(network, inputs, batch_size=max(len(inputs), 1))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mlprop.digits.preprocess import SCHEMA
-from mlprop.errors import SchemaError, Violation
+from mlprop.reference.augment import check_arguments
 
 MAX_ROTATION_DEGREES = 30.0
 MAX_SHIFT_FRACTION = 0.25
@@ -23,15 +23,7 @@ MAX_NOISE_STD = 64.0
 
 
 def _check_arguments(images: np.ndarray, seed: int, magnitude: float) -> None:
-    SCHEMA.validate(images)
-    problems = []
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        problems.append(Violation("seed", "a non-negative int", repr(seed)))
-    if isinstance(magnitude, bool) or not isinstance(
-            magnitude, int | float | np.integer | np.floating) or not 0.0 <= magnitude <= 1.0:
-        problems.append(Violation("magnitude", "a float in [0, 1]", repr(magnitude)))
-    if problems:
-        raise SchemaError(problems)
+    check_arguments(SCHEMA, images, seed, magnitude)
 
 
 def _to_uint8(pixels: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from mlprop.atomic import fsync_directory
 from mlprop.errors import IdxFormatError, MlpropError, SchemaError, Violation
 
 __all__ = [
@@ -315,14 +316,8 @@ def _target_mode(path: Path) -> int:
         return 0o644
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename; best effort (not every platform can open a directory)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+_fsync_directory = fsync_directory
+"""Persist the rename; best effort (not every platform can open a directory)."""
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes], *, compress: bool) -> None:

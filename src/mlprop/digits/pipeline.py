@@ -8,56 +8,40 @@ Invariant of the cache: however many processes ask for the same package at once,
 trains and writes it (under a file lock beside it, ``digits-<key>.lock``) while the others
 wait and then load it; the package is written atomically, so a process killed at any
 point leaves either no package or a complete one, and the lock dies with its holder.
+The cache, the serving copies and the split containers are the kit's
+(:mod:`mlprop.reference`); what is the digits' own is here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from torch import nn
 
-from mlprop.atomic import write_error
 from mlprop.digits import augment, data, model, preprocess, train
 from mlprop.digits.artifacts import load_package, save_package
 from mlprop.digits.evaluate import Metrics, evaluate
-from mlprop.errors import PackageIntegrityError
+from mlprop.reference import augment as kit_augment
+from mlprop.reference import cache, checkpoints, serving, training
+from mlprop.reference import splits as kit_splits
+from mlprop.reference.cache import cache_dir
+from mlprop.reference.splits import Dataset as Dataset
+from mlprop.reference.splits import Splits
 
 SPLIT_SEED = 0
 DEFAULT_CONFIG = train.TrainConfig()
-_SOURCES = (augment, data, model, preprocess, train)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Images (uint8 N,H,W) and labels (int64 N,) of one split."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: Dataset
-    val: Dataset
-    test: Dataset
+_SOURCES = (augment, data, model, preprocess, train, training, kit_augment)
 
 
 def split_dataset(images: np.ndarray, labels: np.ndarray, seed: int = SPLIT_SEED) -> Splits:
     """Stratified, seeded, disjoint split; refuses one where an image leaks across parts."""
     preprocess.SCHEMA.validate(images, labels)
     parts = data.stratified_split(labels, seed=seed)
-    splits = Splits(*(Dataset(images[idx], labels[idx]) for idx in
-                      (parts.train, parts.val, parts.test)))
-    data.assert_no_leakage({"train": splits.train.images, "val": splits.val.images,
-                            "test": splits.test.images})
+    splits = kit_splits.take(images, labels, (parts.train, parts.val, parts.test))
+    data.assert_no_leakage(splits.images_by_part())
     return splits
 
 
@@ -66,56 +50,30 @@ _SPLITS: dict[int, Splits] = {}
 
 def reference_splits(seed: int = SPLIT_SEED) -> Splits:
     """The embedded digits data, deduplicated and split (computed once per process)."""
-    if seed not in _SPLITS:
-        _SPLITS[seed] = split_dataset(*data.load_default_dataset(), seed=seed)
-    return _SPLITS[seed]
-
-
-def cache_dir() -> Path:
-    """``$MLPROP_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlprop``, else ``~/.cache/mlprop``."""
-    if os.environ.get("MLPROP_CACHE_DIR"):
-        return Path(os.environ["MLPROP_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mlprop"
+    return kit_splits.memoised(_SPLITS, seed,
+                               lambda: split_dataset(*data.load_default_dataset(), seed=seed))
 
 
 def _cache_key(config: train.TrainConfig, splits: Splits) -> str:
-    digest = hashlib.sha256(config.digest().encode())
-    for part in (splits.train, splits.val):
-        digest.update(part.images.tobytes())
-        digest.update(part.labels.tobytes())
-    for module in _SOURCES:
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:20]
+    return cache.cache_key(config.digest(), splits, _SOURCES)
 
 
 def model_dimensions() -> model.DigitCNN:
     return model.DigitCNN()
 
 
-def _package_fields() -> dict[str, object]:
-    return {"architecture": "DigitCNN", "schema": asdict(preprocess.SCHEMA),
-            "preprocessing": {"size": preprocess.SIZE, "mean": preprocess.MEAN,
-                              "std": preprocess.STD}}
+_PACKAGE = checkpoints.Checkpoints(
+    fields=checkpoints.package_fields("DigitCNN", preprocess.SCHEMA, preprocess.SIZE,
+                                      preprocess.MEAN, preprocess.STD),
+    build=model_dimensions, save_package=save_package, load_package=load_package)
+save_model = _PACKAGE.save_model
+load_model = _PACKAGE.load_model
 
 
 def package_model(out: str | Path, trained: nn.Module, metrics: Metrics,
                   config: train.TrainConfig, **extra: object) -> Path:
     """Write the reference model's package with everything needed to serve it."""
-    return save_package(out, trained, **_package_fields(), metrics=metrics.as_dict(),
-                        seed=config.seed, extra={"train_config": asdict(config), **extra})
-
-
-def save_model(network: nn.Module, path: str | Path) -> None:
-    """The target's checkpoint writer: ``network`` as a package directory at ``path``
-    (safetensors weights with their SHA-256 in the manifest, written atomically)."""
-    save_package(path, network, **_package_fields(), metrics={}, seed=None)
-
-
-def load_model(path: str | Path) -> nn.Module:
-    """The target's checkpoint reader: the verified package at ``path``, in eval mode;
-    a truncated or altered one raises :class:`PackageIntegrityError`."""
-    return load_package(path, model_dimensions)[0]
+    return _PACKAGE.save_trained(out, trained, metrics.as_dict(), config, **extra)
 
 
 def train_and_evaluate(splits: Splits, config: train.TrainConfig = DEFAULT_CONFIG,
@@ -132,11 +90,7 @@ def train_and_evaluate(splits: Splits, config: train.TrainConfig = DEFAULT_CONFI
 
 def _cached(path: Path) -> bool:
     """Whether a complete, verified package is at ``path``."""
-    try:
-        load_package(path, model_dimensions)
-    except PackageIntegrityError:
-        return False
-    return True
+    return cache.verified(lambda: load_package(path, model_dimensions))
 
 
 def reference_package(config: train.TrainConfig = DEFAULT_CONFIG) -> Path:
@@ -147,19 +101,13 @@ def reference_package(config: train.TrainConfig = DEFAULT_CONFIG) -> Path:
     the package the holder wrote instead of training again.
     """
     splits = reference_splits()
-    path = cache_dir() / f"digits-{_cache_key(config, splits)}"
-    if _cached(path):
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(path.parent, exc) from exc
-    with FileLock(path.parent / f"{path.name}.lock"):
-        if not _cached(path):  # nobody else wrote it while this process waited
-            print(f"mlprop: training the reference model (cached at {path})", file=sys.stderr)
-            trained, metrics, _ = train_and_evaluate(splits, config)
-            package_model(path, trained, metrics, config)
-    return path
+
+    def build(path: Path) -> None:
+        trained, metrics, _ = train_and_evaluate(splits, config)
+        package_model(path, trained, metrics, config)
+
+    return cache.build_or_load(cache_dir() / f"digits-{_cache_key(config, splits)}", _cached,
+                               build, "the reference model")
 
 
 _STATE: dict[str, dict[str, torch.Tensor]] = {}
@@ -167,21 +115,13 @@ _STATE: dict[str, dict[str, torch.Tensor]] = {}
 
 def trained_model() -> nn.Module:
     """A fresh copy of the trained reference model, in eval mode (safe to modify)."""
-    if "reference" not in _STATE:
-        trained, _ = load_package(reference_package(), model_dimensions)
-        _STATE["reference"] = {k: v.clone() for k, v in trained.state_dict().items()}
-    fresh = model_dimensions()
-    fresh.load_state_dict(_STATE["reference"])
-    return fresh.eval()
+    return serving.fresh_copy(
+        _STATE, lambda: load_package(reference_package(), model_dimensions)[0], model_dimensions)
 
 
 def probabilities(network: nn.Module, images: np.ndarray) -> np.ndarray:
     """Serve ``images`` through ``network``: validate, preprocess, eval-mode softmax."""
-    inputs = torch.from_numpy(preprocess.preprocess(images))
-    network.eval()
-    with torch.inference_mode():
-        logits = network(inputs)
-        return torch.softmax(logits, dim=1).numpy()
+    return serving.softmax(network, preprocess.preprocess(images))
 
 
 _SERVING: dict[str, nn.Module] = {}
@@ -189,18 +129,14 @@ _SERVING: dict[str, nn.Module] = {}
 
 def predict(images: np.ndarray) -> np.ndarray:
     """The deployed path: raw uint8 (N, H, W) -> probabilities (N, 10), rows sum to 1."""
-    if "reference" not in _SERVING:
-        _SERVING["reference"] = trained_model()
-    return probabilities(_SERVING["reference"], images)
+    return probabilities(serving.serving_model(_SERVING, trained_model), images)
 
 
 def training_data() -> tuple[np.ndarray, np.ndarray]:
     """Copies of the train split: exactly what ``trained_model()`` was trained on."""
-    part = reference_splits().train
-    return part.images.copy(), part.labels.copy()
+    return reference_splits().train.copies()
 
 
 def holdout() -> tuple[np.ndarray, np.ndarray]:
     """Copies of the test split: never trained on, never used for model selection."""
-    test = reference_splits().test
-    return test.images.copy(), test.labels.copy()
+    return reference_splits().test.copies()

@@ -2,14 +2,14 @@
 
 Everything random draws from ``config.seed``: initialisation (``build_model``), the shuffle
 order (a NumPy generator), dropout (a forked torch RNG) and the training augmentation.
-The caller's global random state is left as it was.
+The caller's global random state is left as it was. The loop itself is the kit's
+(:func:`mlprop.reference.training.run_epochs`); the digits' own parts are here: the whole
+training set augmented once per epoch, a cosine schedule stepped per epoch, and a validation
+pass after every epoch that fills the history.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,16 +21,15 @@ from torch import nn
 from mlprop.digits.augment import random_augment
 from mlprop.digits.model import build_model
 from mlprop.digits.preprocess import SCHEMA, preprocess
+from mlprop.reference import training
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(training.TrainConfig):
     """Hyper-parameters; ``digest()`` keys the trained-model cache."""
 
     epochs: int = 25
-    batch_size: int = 64
     learning_rate: float = 2e-3
-    seed: int = 0
     augment_magnitude: float = 0.2
 
     def __post_init__(self) -> None:
@@ -55,8 +54,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: invalid value {getattr(self, name)!r}")
 
     def digest(self) -> str:
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
+        return super().digest()[:16]
 
 
 @dataclass(frozen=True)
@@ -98,18 +96,9 @@ def _epoch_inputs(images: np.ndarray, config: TrainConfig, epoch: int) -> torch.
 
 def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                targets: torch.Tensor, order: np.ndarray, batch_size: int) -> float:
-    model.train()
-    loss_fn = nn.CrossEntropyLoss(reduction="mean")
-    total, count = 0.0, 0
-    for start in range(0, len(order), batch_size):
-        batch = torch.from_numpy(order[start:start + batch_size])
-        optimizer.zero_grad()
-        loss = loss_fn(model(inputs[batch]), targets[batch])
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(batch)
-        count += len(batch)
-    return total / max(count, 1)
+    """One epoch over the preprocessed ``inputs`` in ``order``; the mean training loss."""
+    return training.run_epoch(model, optimizer, order, batch_size,
+                              training.tensor_batches(inputs, targets))
 
 
 def train(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
@@ -125,22 +114,23 @@ def train(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.nda
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     targets = torch.from_numpy(np.array(train_labels, dtype=np.int64))
     val_inputs = torch.from_numpy(preprocess(val_images))
-    shuffler = np.random.default_rng(config.seed)
     result = TrainResult(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        for epoch in range(1, config.epochs + 1):
-            inputs = _epoch_inputs(train_images, config, epoch)
-            order = shuffler.permutation(len(train_images))
-            loss = _run_epoch(model, optimizer, inputs, targets, order, config.batch_size)
-            schedule.step()
-            predicted = predict_classes(model, val_inputs)
-            val_accuracy = float((predicted == val_labels).mean()) if len(val_labels) else 0.0
-            stats = EpochStats(epoch, config.epochs, loss, val_accuracy)
-            result.history.append(stats)
-            if on_epoch is not None:
-                on_epoch(stats)
-    model.eval()
+
+    def epoch_batches(epoch: int) -> training.BatchSource:
+        return training.tensor_batches(_epoch_inputs(train_images, config, epoch + 1), targets)
+
+    def after_epoch(epoch: int, loss: float) -> None:
+        schedule.step()
+        predicted = predict_classes(model, val_inputs)
+        val_accuracy = float((predicted == val_labels).mean()) if len(val_labels) else 0.0
+        stats = EpochStats(epoch + 1, config.epochs, loss, val_accuracy)
+        result.history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+
+    training.run_epochs(model, optimizer, seed=config.seed, epochs=config.epochs,
+                        rows=len(train_images), batch_size=config.batch_size,
+                        epoch_batches=epoch_batches, after_epoch=after_epoch)
     return result
 
 
