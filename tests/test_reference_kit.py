@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -22,17 +21,7 @@ from mlprop.colour import pipeline as colour_pipeline
 from mlprop.digits import pipeline as digits_pipeline
 from mlprop.reference import splits, targets, training
 from mlprop.reference.checkpoints import Checkpoints
-from mlprop.target import Augmentation, Target
-
-
-@pytest.mark.parametrize("package, pipeline", [(mlprop.digits, digits_pipeline),
-                                               (mlprop.colour, colour_pipeline)])
-def test_the_packages_keep_their_former_names(package, pipeline):
-    for name in ("holdout", "load_model", "predict", "save_model", "trained_model",
-                 "training_data"):
-        assert getattr(package, name) is getattr(pipeline, name), name
-    assert package.Augmentation is Augmentation and package.Target is Target
-    assert callable(package.preprocess)  # the function, as before, not the submodule
+from mlprop.target import Augmentation
 
 
 def test_label_preserving_keeps_order_and_marks_every_augmentation():

@@ -8,18 +8,9 @@ It is assembled by the kit (:mod:`mlprop.reference.targets`) from the colour's o
 
 from mlprop.colour import augment, pipeline
 from mlprop.colour.model import build_model
-from mlprop.colour.pipeline import (  # noqa: F401  (importable from the package, as before)
-    holdout,
-    load_model,
-    predict,
-    save_model,
-    trained_model,
-    training_data,
-)
 from mlprop.colour.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
 from mlprop.colour.train import fit
 from mlprop.reference.targets import label_preserving, reference_target
-from mlprop.target import Augmentation, Target  # noqa: F401  (as before)
 
 AUGMENTATIONS = label_preserving(shift=augment.shift, brightness=augment.brightness,
                                  noise=augment.noise)

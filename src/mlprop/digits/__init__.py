@@ -7,18 +7,9 @@ the digits' own preprocessing, augmentations, network, training and pipeline mod
 
 from mlprop.digits import augment, pipeline
 from mlprop.digits.model import NUM_CLASSES, build_model
-from mlprop.digits.pipeline import (  # noqa: F401  (importable from the package, as before)
-    holdout,
-    load_model,
-    predict,
-    save_model,
-    trained_model,
-    training_data,
-)
 from mlprop.digits.preprocess import INPUT_RANGE, INPUT_SHAPE, MEAN, SCHEMA, STD, preprocess
 from mlprop.digits.train import fit
 from mlprop.reference.targets import label_preserving, reference_target
-from mlprop.target import Augmentation, Target  # noqa: F401  (as before)
 
 AUGMENTATIONS = label_preserving(rotate=augment.rotate, shift=augment.shift,
                                  scale=augment.scale, noise=augment.noise)
