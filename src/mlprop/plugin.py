@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +47,10 @@ from mlprop.profiles import (
     property_settings,
 )
 from mlprop.suite import SUITE_PACKAGE
-from mlprop.target import OPTIONAL_FIELDS, Target, load_target
+from mlprop.target import OPTIONAL_FIELDS, REQUIRES_MARK, Target, fields_left_out, load_target
 
 DEFAULT_TARGET = "mlprop.digits:target"
 SKIP_PREFIX = "mlprop: the target leaves out "
-REQUIRES_MARK = "mlprop_requires"
-
-
 @functools.cache
 def properties_dir() -> Path:
     """The directory of the installed property suite (``mlprop.properties``)."""
@@ -329,13 +326,6 @@ def required_fields(item: pytest.Item, target: Target) -> list[str]:
     if "augmentation_name" in getattr(item, "fixturenames", ()):
         needed.append("augmentations")
     return fields_left_out(needed, target)
-
-
-def fields_left_out(needed: Iterable[str], target: Target) -> list[str]:
-    """Of the Target fields ``needed``, the optional ones ``target`` leaves out (in order,
-    once each): what makes a property skipped and listed as not checked."""
-    return [name for name in dict.fromkeys(needed) if name in OPTIONAL_FIELDS
-            and not getattr(target, name)]
 
 
 def group_by_module(items: list[pytest.Item]) -> None:

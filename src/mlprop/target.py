@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -19,13 +19,25 @@ from typing import Any
 from mlprop.errors import TargetError
 from mlprop.schema import ImageSchema
 
-__all__ = ["OPTIONAL_FIELDS", "Augmentation", "ImageSchema", "Target", "load_target"]
+__all__ = ["OPTIONAL_FIELDS", "REQUIRES_MARK", "Augmentation", "ImageSchema", "Target",
+           "fields_left_out", "load_target"]
 
 OPTIONAL_FIELDS = ("augmentations", "build_model", "trained_model", "predict", "holdout",
                    "channel_normalization", "accepts_grey", "train", "training_data",
                    "save_model", "load_model")
 """Target fields a pipeline may leave out (or declarations it may not make); the properties
 that need one are skipped and listed as not checked."""
+
+REQUIRES_MARK = "mlprop_requires"
+"""The pytest mark a property declares the optional Target fields it needs with."""
+
+
+def fields_left_out(needed: Iterable[str], target: Target) -> list[str]:
+    """Of the Target fields ``needed``, the optional ones ``target`` leaves out (in order,
+    once each): what makes a property skipped and listed as not checked (by the pytest plugin
+    and by the fault sweep alike)."""
+    return [name for name in dict.fromkeys(needed) if name in OPTIONAL_FIELDS
+            and not getattr(target, name)]
 
 
 def _check_callable(name: str, fn: Any, args: tuple, kwargs: dict, doc: str) -> None:

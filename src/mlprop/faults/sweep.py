@@ -20,7 +20,7 @@ from hypothesis import Phase, settings
 from mlprop.checks import is_not_checked
 from mlprop.faults import CATALOGUE, Fault
 from mlprop.profiles import apply_settings, property_settings
-from mlprop.target import Target
+from mlprop.target import REQUIRES_MARK, Target, fields_left_out
 
 Property = Callable[..., None]
 
@@ -72,8 +72,6 @@ class Outcome:
 def missing_fields(prop: Property, target: Target) -> list[str]:
     """The optional Target fields ``prop`` declares it needs (``requires`` on the function or
     its module's ``pytestmark``) that ``target`` leaves out: what the pytest plugin skips."""
-    from mlprop.plugin import REQUIRES_MARK, fields_left_out
-
     module = importlib.import_module(prop.__module__)
     marks = [*getattr(prop, "pytestmark", []), *(
         module_marks if isinstance(module_marks := getattr(module, "pytestmark", []), list)
