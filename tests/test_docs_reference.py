@@ -105,8 +105,8 @@ class _Documented:
     #: The first field,
     #: over two lines.
     first: int
-    second: str = "x"  # the second field
-    third: tuple[int, ...] = dataclasses.field(default_factory=tuple)
+    second: str = "x"  #: the second field
+    third: tuple[int, ...] = dataclasses.field(default_factory=tuple)  # a plain comment
     """Not a field comment: the docstring convention is not read."""
 
 
@@ -273,3 +273,21 @@ def test_a_reproduction_outside_the_suite_has_no_reference_line():
     (note,) = info.value.__notes__
     assert note.startswith("Reproduce: target 't' (--mlprop-target ")
     assert note.endswith("); seed=3") and "reference:" not in note
+
+
+def test_a_users_own_properties_folder_gets_no_reference_line(tmp_path):
+    """A user's ``properties/test_*.py`` is not mlprop's suite: its failures carry no link
+    to mlprop's documentation (the rule compares folders, as the plugin's is_property)."""
+    source = ("from mlprop.checks import fail, reproduction\n"
+              "def test_users_own_property():\n"
+              "    with reproduction('t', seed=1):\n"
+              "        fail('their invariant', 1, 2)\n")
+    path = tmp_path / "properties" / "test_user.py"
+    path.parent.mkdir()
+    path.write_text(source)
+    namespace: dict = {"__name__": "properties.test_user"}
+    exec(compile(source, str(path), "exec"), namespace)
+    with pytest.raises(PropertyViolation) as info:
+        namespace["test_users_own_property"]()
+    (note,) = info.value.__notes__
+    assert "reference:" not in note

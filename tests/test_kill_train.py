@@ -20,11 +20,18 @@ from mlprop.digits.preprocess import preprocess
 from mlprop.digits.train import (
     TrainConfig,
     _epoch_inputs,
-    _run_epoch,
     predict_classes,
     train,
 )
 from mlprop.errors import SchemaError
+from mlprop.reference import training
+
+
+def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+               targets: torch.Tensor, order: np.ndarray, batch_size: int) -> float:
+    """The kit's epoch over preprocessed ``inputs`` in ``order``, as the digits train it."""
+    return training.run_epoch(model, optimizer, order, batch_size,
+                              training.tensor_batches(inputs, targets))
 
 
 def digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

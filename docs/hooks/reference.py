@@ -184,11 +184,8 @@ def thresholds_and_fields(function: Callable[..., Any], numeric_fields: Iterable
             if not isinstance(sub, ast.Call):
                 continue
             func = sub.func
-            if isinstance(func, ast.Attribute) and func.attr == "threshold" and sub.args:
-                name = _string(sub.args[0], values)
-                if name is None and isinstance(sub.args[0], ast.Name) and any(
-                        a.arg == sub.args[0].id for a in node.args.args):
-                    continue  # a helper's own body, seen without a caller's argument
+            if isinstance(func, ast.Attribute) and func.attr == "threshold":
+                name = _string(sub.args[0], values) if sub.args else None
                 if name is None or len(sub.args) < 2:
                     raise ReferenceError(f"{where}: a threshold call the reference cannot "
                                          f"read: {ast.unparse(sub)}")
@@ -200,8 +197,8 @@ def thresholds_and_fields(function: Callable[..., Any], numeric_fields: Iterable
                 name = _string(sub.args[0], values)
                 if name is not None:
                     found.setdefault(name, Threshold(name, f"computed by `{where}`"))
-            elif isinstance(func, ast.Name):
-                callee = vars(module).get(func.id)
+            elif isinstance(func, ast.Name | ast.Attribute):
+                callee = _callee(func, module)
                 if (inspect.isfunction(callee)
                         and getattr(callee, "__module__", "").startswith(
                             ("mlprop", "properties"))):
@@ -209,6 +206,15 @@ def thresholds_and_fields(function: Callable[..., Any], numeric_fields: Iterable
                     bound = _bind(helper[0], sub, values) if helper else {}
                     queue.append((callee, bound))
     return tuple(found.values()), tuple(fields)
+
+
+def _callee(func: ast.Name | ast.Attribute, module: ModuleType) -> Any:
+    """What a call's ``name`` or ``package_module.name`` refers to in ``module`` (None when
+    it is neither a name of the module nor an attribute of a module it imported)."""
+    if isinstance(func, ast.Name):
+        return vars(module).get(func.id)
+    owner = vars(module).get(func.value.id) if isinstance(func.value, ast.Name) else None
+    return getattr(owner, func.attr, None) if inspect.ismodule(owner) else None
 
 
 def caught_by(name: str, faults: Iterable[Any], targets: Mapping[str, Any],
@@ -341,7 +347,7 @@ def field_comments(cls: type) -> dict[str, str]:
             block.insert(0, lines[row - 1].strip().removeprefix("#:").strip())
             row -= 1
         trailing = comments.get(node.end_lineno or node.lineno, "")
-        if not block and trailing.startswith("#") and not lines[
+        if not block and trailing.startswith("#:") and not lines[
                 (node.end_lineno or node.lineno) - 1].strip().startswith("#"):
             block = [trailing.lstrip("#:").strip()]
         text = " ".join(part for part in block if part)

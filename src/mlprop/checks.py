@@ -8,9 +8,11 @@ value; :func:`reproduction` attaches a copy-pasteable reproduction as an excepti
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -84,23 +86,33 @@ def describe_array(value: Any) -> str:
     return f"{head}, min={array.min()}, max={array.max()}, sha256={digest}...)"
 
 
-SUITE_PACKAGES = ("mlprop.properties", "properties")
-"""Where the suite's modules live: installed, and in a checkout (pytest imports
-``properties/test_*.py`` of this repository, or of mutmut's copy, as ``properties``)."""
+@functools.cache
+def _suite_dir() -> Path | None:
+    """The folder of the installed property suite (None when it cannot be imported)."""
+    from mlprop.suite import SuiteNotFoundError, properties_dir
+
+    try:
+        return properties_dir().resolve()
+    except SuiteNotFoundError:
+        return None
 
 
 def running_property() -> str | None:
     """The name of the suite's property whose code is running (the innermost frame of a
-    ``test_*`` function of a module of :data:`SUITE_PACKAGES`), or None outside one.
+    ``test_*`` function defined in a file of mlprop's property suite), or None outside one.
 
     The reproduction note links to the property's reference entry with it, whether the
     property runs under pytest or under the fault sweep, and whether the ``with
-    reproduction`` block is in the property or in a helper it calls."""
+    reproduction`` block is in the property or in a helper it calls. The file's folder is
+    compared with the installed suite's, as the plugin's ``is_property`` does: a user's own
+    ``properties/test_*.py`` never gets a link to mlprop's documentation."""
+    suite = _suite_dir()
+    if suite is None:
+        return None
     frame = sys._getframe(1)
     while frame is not None:
-        module = str(frame.f_globals.get("__name__", ""))
         if (frame.f_code.co_name.startswith("test_")
-                and module.rpartition(".")[0] in SUITE_PACKAGES):
+                and Path(frame.f_code.co_filename).resolve().parent == suite):
             return frame.f_code.co_name
         frame = frame.f_back
     return None

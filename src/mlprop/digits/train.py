@@ -94,13 +94,6 @@ def _epoch_inputs(images: np.ndarray, config: TrainConfig, epoch: int) -> torch.
     return torch.from_numpy(preprocess(images))
 
 
-def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-               targets: torch.Tensor, order: np.ndarray, batch_size: int) -> float:
-    """One epoch over the preprocessed ``inputs`` in ``order``; the mean training loss."""
-    return training.run_epoch(model, optimizer, order, batch_size,
-                              training.tensor_batches(inputs, targets))
-
-
 def train(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
           val_labels: np.ndarray, config: TrainConfig = TrainConfig(),
           on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:

@@ -3,7 +3,8 @@
 Invariants: everything random in a run draws from its seed: the shuffle order (a NumPy
 generator seeded once per run), dropout and any other torch randomness (a forked torch RNG
 seeded with it), and whatever the pipeline's batches draw (seeds derived from it), so the
-same seed and data give bit-identical weights on CPU; the caller's global torch random
+same seed and data give bit-identical weights on CPU for a given number of torch threads
+(the cache key does not record it); the caller's global torch random
 state is left exactly as it was; every epoch visits every training row once, in a fresh
 order; the network trains in train mode and comes back in eval mode.
 """
