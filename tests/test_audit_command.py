@@ -22,6 +22,15 @@ from mlprop.plugin import mutmut_import_problem
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _away_from_the_repository(tmp_path, monkeypatch):
+    """Every test here runs from its own temporary folder: an `mlprop audit` with the
+    default --root would otherwise take the audit lock of the repository the tests run in,
+    and under mlprop's own audit (which holds that lock, and whose ML mutants run the tests
+    from the project's folder) wait for it until the mutant's timeout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def fake_report(score: float | None, passed: bool) -> dict:
     overall = rep.tally(["killed"] * 9 + ["survived"]).as_dict()
     return {"mutmut": {"overall": overall, "modules": {"mlprop.digits.x": overall},
