@@ -130,10 +130,11 @@ def test_the_repositorys_equivalents_list_parses():
     path = mutation.equivalents_path(root, mutation.load_config(root))
     assert path == root / mutation.DEFAULT_EQUIVALENTS and path.is_file()
     loaded = rep.load_equivalents(path)
+    mutated = ("mlprop.digits.", "mlprop.reference.")  # [tool.mutmut] only_mutate
     for name in loaded.mutmut:
-        assert name.startswith("mlprop.digits.") and "__mutmut_" in name, name
+        assert name.startswith(mutated) and "__mutmut_" in name, name
     for name in loaded.ml:
-        assert name.startswith("mlprop.digits.") and name.count(":") == 3, name
+        assert name.startswith(mutated) and name.count(":") == 3, name
 
 
 def sample_report() -> dict:
