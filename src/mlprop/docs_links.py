@@ -20,7 +20,7 @@ def property_url(name: str) -> str:
     """The reference entry of property ``name`` (a test function of ``mlprop.properties``,
     e.g. ``test_preprocess_is_batch_independent``; a parametrized id such as
     ``test_x[rotate]`` is reduced to its function)."""
-    return f"{DOCS_URL}reference/properties/#{name.split('[', 1)[0]}"
+    return page_url("reference/properties", name.split("[", 1)[0])
 
 
 def page_url(page: str, anchor: str = "") -> str:
